@@ -1,0 +1,47 @@
+import { Command, CommanderError } from 'commander';
+import { RetformerError } from '../util/errors.ts';
+import { registerCompareCommand } from './commands/compare.ts';
+import { registerDataCommands } from './commands/data.ts';
+import { registerDemoCommand } from './commands/demo.ts';
+import { registerEvalCommand } from './commands/eval.ts';
+import { registerKbCommands } from './commands/kb.ts';
+import { registerPredictCommand } from './commands/predict.ts';
+import { registerTrainCommand } from './commands/train.ts';
+
+/** Build the `retformer` command tree. Each command family lives in its own module under commands/. */
+export function buildProgram(): Command {
+  const program = new Command('retformer')
+    .description('Retrieval-augmented image recognition (RetFormer): image-text knowledge base, cross-fusion model, long-tail evaluation.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)');
+  registerDataCommands(program);
+  registerKbCommands(program);
+  registerTrainCommand(program);
+  registerEvalCommand(program);
+  registerPredictCommand(program);
+  registerCompareCommand(program);
+  registerDemoCommand(program);
+  return program;
+}
+
+/** Run the CLI: user errors print one line and exit non-zero; bugs print their stack. */
+export async function runCli(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof RetformerError) {
+      process.stderr.write(`retformer: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    throw err;
+  }
+}
+
+await runCli(process.argv);
