@@ -1,0 +1,31 @@
+/** Long-tail bucket edges in training images per class: Many > many, Medium few..many (inclusive), Few < few. */
+export interface BucketEdges {
+  many: number;
+  few: number;
+}
+
+export const LIFT_BUCKETS: BucketEdges = { many: 100, few: 20 };
+
+export type Bucket = 'many' | 'medium' | 'few';
+
+/**
+ * Evaluation result. Accuracies are top-1 in percent. `overall` is the sample-level accuracy;
+ * `many`/`medium`/`few` are the mean of per-class accuracies of the classes in that bucket (buckets
+ * from TRAINING counts, as LIFT does); NaN-free: an empty bucket reports null.
+ */
+export interface EvalMetrics {
+  overall: number;
+  many: number | null;
+  medium: number | null;
+  few: number | null;
+  /** Macro-averaged F1 in percent over classes present in the test set. */
+  macroF1: number;
+  /** Lowest per-class accuracy (percent) among classes present in the test set. */
+  worstClass: { label: string; accuracy: number };
+  /** Per-class accuracy in percent, for classes present in the test set. */
+  perClass: Record<string, number>;
+  /** Number of classes in each bucket (of classes present in the test set). */
+  buckets: { many: number; medium: number; few: number };
+  /** Test samples evaluated. */
+  n: number;
+}
