@@ -7,14 +7,16 @@ import type { Encoder, EncoderBuildContext, EncoderDescriptor } from './types.ts
  *   embedded                      the default; fitted on the KB's own pairs, saved inside the KB
  *   onnx:<dir>                    a CLIP export in the Hugging Face ONNX layout, fp32
  *   onnx:<dir>#fp16               the same with a precision variant (fp16, quantized, int8, uint8, q4, ...)
+ *   pixels                        a training-free baseline (raw pixels; hashed text n-grams); no shared space
  */
-export type EncoderSpec = { kind: 'embedded' } | { kind: 'onnx'; dir: string; variant?: string };
+export type EncoderSpec = { kind: 'embedded' } | { kind: 'pixels' } | { kind: 'onnx'; dir: string; variant?: string };
 
 export const DEFAULT_ENCODER_SPEC = 'embedded';
 
 export function parseEncoderSpec(spec: string): EncoderSpec {
   const s = spec.trim();
   if (s === 'embedded') return { kind: 'embedded' };
+  if (s === 'pixels') return { kind: 'pixels' };
   if (s.startsWith('onnx:')) {
     const rest = s.slice('onnx:'.length);
     const hash = rest.lastIndexOf('#');
@@ -23,7 +25,7 @@ export function parseEncoderSpec(spec: string): EncoderSpec {
     if (dir === '') throw new RetformerError(`encoder spec "${spec}": missing folder after "onnx:" (e.g. onnx:./models/clip-vit-base-patch16)`);
     return { kind: 'onnx', dir: resolve(dir), variant: variant || undefined };
   }
-  throw new RetformerError(`unknown encoder spec "${spec}": use "embedded" or "onnx:<folder>[#variant]"`);
+  throw new RetformerError(`unknown encoder spec "${spec}": use "embedded", "pixels" or "onnx:<folder>[#variant]"`);
 }
 
 /** Make an encoder for building a new KB (fits the embedded encoder on ctx.fitPairs). */
@@ -33,6 +35,10 @@ export async function createEncoder(spec: EncoderSpec, ctx: EncoderBuildContext 
       const { fitEmbeddedEncoder } = await import('./embedded/index.ts');
       if (!ctx.fitPairs || ctx.fitPairs.length === 0) throw new RetformerError('the embedded encoder is fitted on image-text pairs, and none were given');
       return fitEmbeddedEncoder(ctx.fitPairs, { seed: ctx.seed ?? 0, quiet: ctx.quiet });
+    }
+    case 'pixels': {
+      const { createPixelsEncoder } = await import('./baseline/pixels.ts');
+      return createPixelsEncoder();
     }
     case 'onnx': {
       const { loadOnnxClipEncoder } = await import('./onnx/index.ts');
@@ -47,6 +53,10 @@ export async function openEncoder(descriptor: EncoderDescriptor, dir: string): P
     case 'embedded': {
       const { loadEmbeddedEncoder } = await import('./embedded/index.ts');
       return loadEmbeddedEncoder(dir, descriptor);
+    }
+    case 'pixels': {
+      const { createPixelsEncoder } = await import('./baseline/pixels.ts');
+      return createPixelsEncoder();
     }
     case 'onnx': {
       const { reopenOnnxClipEncoder } = await import('./onnx/index.ts');

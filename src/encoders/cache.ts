@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { EmbedOptions, Encoder } from './types.ts';
+
+/**
+ * A disk cache of image embeddings, so that a second run (demo, training, eval) does not
+ * re-encode the same files. One folder per encoder id; a file's key is its absolute path, size
+ * and mtime, so an edited image is re-embedded. Append-only: `vectors.f32` rows first, then
+ * `keys.tsv` lines that point at them, so a crash can only lose the tail, never mislabel a row.
+ */
+export class EmbeddingCache {
+  private readonly dir: string;
+  private readonly dim: number;
+  private readonly rows = new Map<string, number>();
+  private vectors: Float32Array;
+  private count = 0;
+
+  constructor(rootDir: string, encoder: Pick<Encoder, 'id' | 'dim'>) {
+    this.dim = encoder.dim;
+    this.dir = join(rootDir, createHash('sha256').update(encoder.id).digest('hex').slice(0, 16));
+    mkdirSync(this.dir, { recursive: true });
+    const vecFile = join(this.dir, 'vectors.f32');
+    const keyFile = join(this.dir, 'keys.tsv');
+    const bytes = existsSync(vecFile) ? readFileSync(vecFile) : Buffer.alloc(0);
+    const stored = Math.floor(bytes.byteLength / (4 * this.dim));
+    this.vectors = new Float32Array(Math.max(stored, 1024) * this.dim);
+    this.vectors.set(new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + stored * this.dim * 4)));
+    if (existsSync(keyFile)) {
+      for (const line of readFileSync(keyFile, 'utf8').split('\n')) {
+        const tab = line.lastIndexOf('\t');
+        if (tab < 0) continue;
+        const row = Number(line.slice(tab + 1));
+        if (Number.isInteger(row) && row < stored) {
+          this.rows.set(line.slice(0, tab), row);
+          this.count = Math.max(this.count, row + 1);
+        }
+      }
+    }
+    this.count = stored;
+  }
+
+  private static keyOf(path: string): string {
+    const abs = resolve(path);
+    const st = statSync(abs);
+    return `${abs}|${st.size}|${Math.floor(st.mtimeMs)}`;
+  }
+
+  /** Embed image files, reusing cached rows: returns [paths.length, dim]. */
+  async embedImages(encoder: Encoder, paths: readonly string[], options: EmbedOptions = {}): Promise<Float32Array> {
+    const keys = paths.map((p) => (existsSync(p) ? EmbeddingCache.keyOf(p) : `missing:${p}`));
+    const missing: number[] = [];
+    keys.forEach((k, i) => {
+      if (!this.rows.has(k)) missing.push(i);
+    });
+    if (missing.length > 0) {
+      const fresh = await encoder.embedImages(
+        missing.map((i) => paths[i]),
+        options,
+      ); // [missing, dim]
+      this.append(
+        missing.map((i) => keys[i]),
+        fresh,
+      );
+    }
+    const out = new Float32Array(paths.length * this.dim);
+    keys.forEach((k, i) => {
+      const row = this.rows.get(k)!;
+      out.set(this.vectors.subarray(row * this.dim, (row + 1) * this.dim), i * this.dim);
+    });
+    return out;
+  }
+
+  private append(keys: string[], vecs: Float32Array): void {
+    const need = (this.count + keys.length) * this.dim;
+    if (need > this.vectors.length) {
+      const grown = new Float32Array(Math.max(need, this.vectors.length * 2));
+      grown.set(this.vectors);
+      this.vectors = grown;
+    }
+    this.vectors.set(vecs, this.count * this.dim);
+    const vfd = openSync(join(this.dir, 'vectors.f32'), 'a');
+    try {
+      writeSync(vfd, new Uint8Array(vecs.buffer, vecs.byteOffset, vecs.byteLength));
+      fsyncSync(vfd);
+    } finally {
+      closeSync(vfd);
+    }
+    const lines = keys.map((k, i) => `${k}\t${this.count + i}`).join('\n');
+    const kfd = openSync(join(this.dir, 'keys.tsv'), 'a');
+    try {
+      writeSync(kfd, `${lines}\n`);
+    } finally {
+      closeSync(kfd);
+    }
+    keys.forEach((k, i) => this.rows.set(k, this.count + i));
+    this.count += keys.length;
+  }
+}
+
+/** The default cache folder: $RETFORMER_CACHE or ./.cache/retformer/embeddings. */
+export function defaultCacheDir(): string {
+  return resolve(process.env.RETFORMER_CACHE ?? join('.cache', 'retformer', 'embeddings'));
+}
