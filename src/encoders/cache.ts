@@ -93,7 +93,7 @@ export class EmbeddingCache {
     } finally {
       closeSync(kfd);
     }
-    keys.forEach((k, i) => this.rows.set(k, this.count + i));
+    for (const [i, k] of keys.entries()) this.rows.set(k, this.count + i);
     this.count += keys.length;
   }
 }
