@@ -1,4 +1,220 @@
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { createEncoder, parseEncoderSpec } from '../../encoders/registry.ts';
+import type { Encoder } from '../../encoders/types.ts';
+import { addPairsCsv, buildKnowledgeBase, DEFAULT_BATCH_SIZE, type FileKbManifest, openKbEncoder, openKnowledgeBase } from '../../kb/index.ts';
+import type { Neighbour } from '../../kb/types.ts';
+import { RetformerError } from '../../util/errors.ts';
 
-/** Placeholder until this command family lands. */
-export function registerKbCommands(_program: Command): void {}
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** Parse CLI options with zod; the first problem becomes a one-line error. */
+function parseOptions<T extends z.ZodTypeAny>(schema: T, raw: unknown): z.infer<T> {
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new RetformerError(`option --${String(issue.path[0] ?? '?').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
+  }
+  return r.data;
+}
+
+const intOpt = (min: number) => z.coerce.number().int().min(min);
+
+const buildSchema = z.object({
+  pairs: z.string(),
+  out: z.string(),
+  encoder: z.string().default('embedded'),
+  seed: intOpt(0).default(0),
+  batchSize: intOpt(1).default(DEFAULT_BATCH_SIZE),
+  quiet: z.boolean().default(false),
+  json: z.boolean().default(false),
+});
+
+const addSchema = z.object({
+  kb: z.string(),
+  pairs: z.string(),
+  allowNewLabels: z.boolean().default(false),
+  batchSize: intOpt(1).default(DEFAULT_BATCH_SIZE),
+  quiet: z.boolean().default(false),
+  json: z.boolean().default(false),
+});
+
+const removeSchema = z.object({ kb: z.string(), id: z.array(z.string()).default([]), idsFile: z.string().optional(), json: z.boolean().default(false) });
+
+const searchSchema = z.object({
+  kb: z.string(),
+  image: z.string().optional(),
+  text: z.string().optional(),
+  k: intOpt(1).default(32),
+  modality: z.enum(['image', 'text']).optional(),
+  excludeId: z.array(z.string()).default([]),
+  ef: intOpt(1).optional(),
+  encoder: z.string().optional(),
+  json: z.boolean().default(false),
+});
+
+function printManifestSummary(m: FileKbManifest, dir: string, diskBytes: number): void {
+  const lines = [
+    `knowledge base  ${dir}`,
+    `format          v${m.formatVersion}, generation ${m.generation}`,
+    `encoder         ${m.encoder.id} (${m.encoder.kind}), checksum ${m.encoderChecksum}`,
+    `vectors         ${m.count} live pairs (${m.rows} rows, ${m.removed} removed), dim ${m.dim}, ${m.dtype}`,
+    `labels          ${m.labels.length}${m.labels.length > 0 ? ` (${m.labels.slice(0, 10).join(', ')}${m.labels.length > 10 ? ', ...' : ''})` : ''}`,
+    `index           HNSW ${m.index.metric}, connectivity ${m.index.connectivity}, expansion add ${m.index.expansionAdd} / search ${m.index.expansionSearch}`,
+    `files           ${m.files.imageIndex}, ${m.files.textIndex}${m.files.tombstones ? `, ${m.files.tombstones}` : ''}`,
+    `disk            ${(diskBytes / 1024 / 1024).toFixed(2)} MiB`,
+    `created         ${m.createdAt}`,
+    `updated         ${m.updatedAt}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function diskUsage(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const st = statSync(join(dir, name));
+    total += st.isDirectory() ? diskUsage(join(dir, name)) : st.size;
+  }
+  return total;
+}
+
+function printNeighbours(list: Neighbour[]): void {
+  if (list.length === 0) {
+    process.stdout.write('(no neighbours)\n');
+    return;
+  }
+  for (const [i, n] of list.entries()) {
+    const label = n.label === undefined ? '' : ` [${n.label}]`;
+    process.stdout.write(`${String(i + 1).padStart(3)}  ${n.similarity.toFixed(4)}  ${n.id}${label}  "${n.text}"  ${n.source}\n`);
+  }
+}
+
+/** The encoder for a search query: the KB's own, or the one --encoder names (a different one is refused by the KB). */
+async function queryEncoder(kbDir: string, manifest: FileKbManifest, spec: string | undefined): Promise<Encoder> {
+  if (spec === undefined) return openKbEncoder(kbDir);
+  const parsed = parseEncoderSpec(spec);
+  if (parsed.kind === 'embedded') {
+    if (manifest.encoder.kind !== 'embedded') throw new RetformerError(`--encoder embedded differs from the knowledge base's encoder "${manifest.encoder.id}" (${manifest.encoder.kind}); drop --encoder to use the KB's own`);
+    return openKbEncoder(kbDir);
+  }
+  return createEncoder(parsed, {});
+}
+
+export function registerKbCommands(program: Command): void {
+  const kb = program.command('kb').description('Image-text knowledge base: build, add, remove, search, stats');
+
+  kb.command('build')
+    .description('Embed every (image, text) pair of a CSV with a frozen encoder and index both modalities')
+    .requiredOption('--pairs <csv>', 'pairs CSV: header path,text[,id][,label]; paths relative to the CSV folder')
+    .requiredOption('--out <dir>', 'new knowledge base folder (must not exist)')
+    .option('--encoder <spec>', 'embedded | pixels | onnx:<dir>[#variant]', 'embedded')
+    .option('--seed <n>', 'seed for encoders that fit', '0')
+    .option('--batch-size <n>', 'pairs embedded per batch (bounds memory)', String(DEFAULT_BATCH_SIZE))
+    .option('--quiet', 'no progress bar')
+    .option('--json', 'print the manifest as JSON')
+    .action(async (raw) => {
+      const o = parseOptions(buildSchema, raw);
+      const m = await buildKnowledgeBase({ pairsCsv: o.pairs, out: o.out, encoderSpec: o.encoder, seed: o.seed, batchSize: o.batchSize, quiet: o.quiet || o.json });
+      if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+      else process.stdout.write(`built ${o.out}: ${m.count} pairs, dim ${m.dim}, encoder ${m.encoder.id}\n`);
+    });
+
+  kb.command('add')
+    .description('Append pairs from a CSV (old rows are not re-embedded); atomic')
+    .requiredOption('--kb <dir>', 'knowledge base folder')
+    .requiredOption('--pairs <csv>', 'pairs CSV (same format as kb build)')
+    .option('--allow-new-labels', 'accept labels the KB has not seen')
+    .option('--batch-size <n>', 'pairs embedded per batch', String(DEFAULT_BATCH_SIZE))
+    .option('--quiet', 'no progress bar')
+    .option('--json', 'print the new manifest as JSON')
+    .action(async (raw) => {
+      const o = parseOptions(addSchema, raw);
+      const before = (await openKnowledgeBase(o.kb)).manifest.count;
+      const m = await addPairsCsv(o.kb, o.pairs, { allowNewLabels: o.allowNewLabels, batchSize: o.batchSize, quiet: o.quiet || o.json });
+      if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+      else process.stdout.write(`added ${m.count - before} pairs to ${o.kb}: ${m.count} pairs, generation ${m.generation}\n`);
+    });
+
+  kb.command('remove')
+    .description('Remove pairs by id; atomic')
+    .requiredOption('--kb <dir>', 'knowledge base folder')
+    .option('--id <id>', 'pair id to remove (repeatable)', collect)
+    .option('--ids-file <file>', 'file with one id per line')
+    .option('--json', 'print the new manifest as JSON')
+    .action(async (raw) => {
+      const o = parseOptions(removeSchema, raw);
+      const ids = [...o.id];
+      if (o.idsFile !== undefined) {
+        let text: string;
+        try {
+          text = readFileSync(o.idsFile, 'utf8');
+        } catch {
+          throw new RetformerError(`${o.idsFile}: cannot read ids file`);
+        }
+        ids.push(...text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== ''));
+      }
+      if (ids.length === 0) throw new RetformerError('kb remove: give --id ID (repeatable) or --ids-file FILE');
+      const store = await openKnowledgeBase(o.kb);
+      try {
+        const before = store.size;
+        const m = await store.remove(ids);
+        if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+        else process.stdout.write(`removed ${before - m.count} pairs from ${o.kb}: ${m.count} pairs, generation ${m.generation}\n`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  kb.command('search')
+    .description('Nearest pairs of an image or a text (image-to-image, image-to-text, text-to-text, text-to-image)')
+    .requiredOption('--kb <dir>', 'knowledge base folder')
+    .option('--image <file>', 'query image')
+    .option('--text <text>', 'query text')
+    .option('-k, --k <n>', 'neighbours', '32')
+    .option('--modality <m>', 'index to search: image | text (default: the query modality)')
+    .option('--exclude-id <id>', 'pair id the query must not retrieve (repeatable; the leakage guard)', collect)
+    .option('--ef <n>', 'HNSW search breadth (default: the KB manifest)')
+    .option('--encoder <spec>', 'encoder of the query; refused if it is not the KB encoder')
+    .option('--json', 'print JSON')
+    .action(async (raw) => {
+      const o = parseOptions(searchSchema, raw);
+      if ((o.image === undefined) === (o.text === undefined)) throw new RetformerError('kb search: give exactly one of --image FILE or --text "..."');
+      const store = await openKnowledgeBase(o.kb);
+      const encoder = await queryEncoder(o.kb, store.manifest, o.encoder);
+      try {
+        const query = o.image !== undefined ? await encoder.embedImages([o.image]) : await encoder.embedTexts([o.text as string]); // [1, dim]
+        const modality = o.modality ?? (o.image !== undefined ? 'image' : 'text');
+        const [list] = await store.search(query, {
+          k: o.k,
+          modality,
+          queryEncoderId: encoder.id,
+          excludeIds: o.excludeId.length > 0 ? [new Set(o.excludeId)] : undefined,
+          ef: o.ef,
+        });
+        if (o.json) {
+          const q = o.image !== undefined ? { image: o.image } : { text: o.text };
+          process.stdout.write(`${JSON.stringify({ query: q, modality, k: o.k, encoder: encoder.id, neighbours: list }, null, 2)}\n`);
+        } else printNeighbours(list);
+      } finally {
+        await encoder.close();
+        await store.close();
+      }
+    });
+
+  kb.command('stats')
+    .description('Print the manifest: format version, encoder id and checksum, dim, dtype, count, index parameters')
+    .requiredOption('--kb <dir>', 'knowledge base folder')
+    .option('--json', 'print JSON')
+    .action(async (raw: { kb: string; json?: boolean }) => {
+      const store = await openKnowledgeBase(raw.kb);
+      try {
+        const disk = diskUsage(store.dir);
+        if (raw.json) process.stdout.write(`${JSON.stringify({ ...store.manifest, dir: store.dir, diskBytes: disk }, null, 2)}\n`);
+        else printManifestSummary(store.manifest, store.dir, disk);
+      } finally {
+        await store.close();
+      }
+    });
+}

@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { RetformerError } from '../util/errors.ts';
+import type { BucketEdges } from './types.ts';
+
+/**
+ * Parsing of the numeric flags the eval / predict / compare commands share. Commander hands over
+ * strings; these turn them into validated numbers or a one-line error naming the flag.
+ */
+
+function parseWith<T>(schema: z.ZodType<T>, flag: string, value: string, expected: string): T {
+  const trimmed = value.trim();
+  const parsed = schema.safeParse(trimmed === '' ? Number.NaN : Number(trimmed));
+  if (!parsed.success) throw new RetformerError(`${flag}: expected ${expected}, got "${value}"`);
+  return parsed.data;
+}
+
+/** A positive integer flag value (e.g. --k, --epochs, --jobs). */
+export function positiveIntFlag(flag: string, value: string): number {
+  return parseWith(z.number().int().positive(), flag, value, 'a positive integer');
+}
+
+/** A non-negative integer flag value (e.g. --seed). */
+export function nonNegativeIntFlag(flag: string, value: string): number {
+  return parseWith(z.number().int().nonnegative(), flag, value, 'a non-negative integer');
+}
+
+/** A non-negative number flag value (e.g. --many, --few). */
+export function nonNegativeNumberFlag(flag: string, value: string): number {
+  return parseWith(z.number().nonnegative().finite(), flag, value, 'a non-negative number');
+}
+
+/** Bucket edges from --many / --few, defaulting to `defaults`; Few must not exceed Many. */
+export function edgesFromFlags(many: string | undefined, few: string | undefined, defaults: BucketEdges): BucketEdges {
+  const edges = {
+    many: many === undefined ? defaults.many : nonNegativeNumberFlag('--many', many),
+    few: few === undefined ? defaults.few : nonNegativeNumberFlag('--few', few),
+  };
+  if (edges.few > edges.many) throw new RetformerError(`--few (${edges.few}) must not exceed --many (${edges.many})`);
+  return edges;
+}
+
+/** A comma-separated list flag, e.g. "full,mlp-only" -> ["full", "mlp-only"], each checked against `allowed`. */
+export function listFlag(flag: string, value: string, allowed: readonly string[]): string[] {
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (items.length === 0) throw new RetformerError(`${flag}: empty list (choose from ${allowed.join(', ')})`);
+  for (const item of items) {
+    if (!allowed.includes(item)) throw new RetformerError(`${flag}: unknown "${item}" (choose from ${allowed.join(', ')})`);
+  }
+  return [...new Set(items)];
+}

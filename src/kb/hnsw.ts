@@ -1,0 +1,41 @@
+import usearch from 'usearch';
+import type { FileKbManifest } from './format.ts';
+
+export type HnswIndex = InstanceType<typeof usearch.Index>;
+
+/** Raw search results of n queries, `stride` slots each: keys [n, stride], distances [n, stride], counts [n]. */
+export interface RawMatches {
+  keys: BigUint64Array;
+  distances: Float32Array;
+  counts: ArrayLike<number | bigint>;
+  stride: number;
+}
+
+/**
+ * A new, empty f32 cosine HNSW index with the KB's parameters. The JS binding fixes the search
+ * breadth (`ef`) at construction, so one Index object serves one ef.
+ */
+export function newHnswIndex(dim: number, params: FileKbManifest['index'], ef = params.expansionSearch): HnswIndex {
+  return new usearch.Index({
+    dimensions: dim,
+    metric: usearch.MetricKind.Cos,
+    quantization: usearch.ScalarKind.F32,
+    connectivity: params.connectivity,
+    expansion_add: params.expansionAdd,
+    expansion_search: ef,
+    multi: false,
+  });
+}
+
+/**
+ * Search many queries at once ([n, dim] row-major) on all cores. Threads = 0 asks usearch for
+ * the hardware concurrency, the same count it reserves on `view`/`load`/batched `add`, so the
+ * "Reserve capacity ahead of searches!" failure cannot happen.
+ */
+export function hnswSearch(index: HnswIndex, queries: Float32Array, dim: number, k: number): RawMatches {
+  const n = queries.length / dim;
+  // one query: stay on this thread (spawning workers costs more than the search itself)
+  const res = index.search(queries, k, n === 1 ? 1 : 0) as unknown as { keys: BigUint64Array; distances: Float32Array; counts?: BigUint64Array };
+  if (n === 1 || res.counts === undefined) return { keys: res.keys, distances: res.distances, counts: [res.keys.length], stride: k };
+  return { keys: res.keys, distances: res.distances, counts: res.counts, stride: k };
+}

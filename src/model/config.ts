@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { VARIANTS } from '../train/types.ts';
+
+/** Architecture of the RetFormer model (the trainable head on top of frozen embeddings). */
+export const modelConfigFields = {
+    variant: z.enum(VARIANTS).default('full'),
+    /** Neighbours per query. */
+    k: z.number().int().min(1).max(256).default(32),
+    /** Cross-fusion width d (each stream is projected from the encoder dim D to d). */
+    width: z.number().int().min(8).max(1024).default(64),
+    heads: z.number().int().min(1).max(32).default(4),
+    /** Cross-fusion layers L. */
+    layers: z.number().int().min(1).max(16).default(4),
+    /** Hidden width of the MLP branch. */
+    hidden: z.number().int().min(8).max(8192).default(512),
+    /** Optional per-stream feed-forward block after each cross-attention layer. */
+    ffn: z.boolean().default(false),
+    /** Beyond the paper: per-query gate between the branches and a null key/value token in every attention. */
+    adaptive: z.boolean().default(false),
+    /** Fusion scale: f = tau/2 (L_I + L_R). */
+    tau: z.number().positive().default(1),
+};
+
+export const ModelConfigSchema = z
+  .object(modelConfigFields)
+  .refine((c) => c.width % c.heads === 0, { message: 'width must be a multiple of heads' });
+
+export type ModelConfig = z.infer<typeof ModelConfigSchema>;
+
+/** Sizes fixed by the data rather than by the config. */
+export interface ModelDims {
+  /** Encoder embedding dim D. */
+  inputDim: number;
+  /** Number of classes C. */
+  classes: number;
+}
+
+export function usesRetrieval(config: Pick<ModelConfig, 'variant'>): boolean {
+  return config.variant !== 'mlp-only';
+}

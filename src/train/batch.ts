@@ -1,0 +1,90 @@
+import type { Rng } from '../util/rng.ts';
+import { smoothedOneHot } from './loss.ts';
+import type { NeighbourTable } from './retrieval.ts';
+import type { HostBatch } from './trainer.ts';
+
+/** Everything one training pass reads, held on the host (the encoders are frozen, retrieval is precomputed). */
+export interface TrainingData {
+  n: number;
+  /** Encoder dim D. */
+  dim: number;
+  k: number;
+  classes: number;
+  /** Training image embeddings z: [N, D]. */
+  embeddings: Float32Array;
+  /** Class index per sample: [N]. */
+  labels: Int32Array;
+  /** Neighbours per sample (absent for mlp-only). */
+  table?: NeighbourTable;
+}
+
+/** Mixup of one batch: x_i <- lambda x_i + (1 - lambda) x_partner[i], for z, neighbour rows (by rank) and targets alike. */
+export interface MixupPlan {
+  lambda: number;
+  /** A permutation of batch positions. */
+  partner: number[];
+}
+
+/** Draw a Mixup plan for a batch of `n` (Beta(alpha, alpha), seeded permutation); undefined when alpha is 0. */
+export function drawMixup(rng: Rng, n: number, alpha: number): MixupPlan | undefined {
+  if (alpha <= 0) return undefined;
+  const lambda = rng.beta(alpha);
+  const partner = rng.shuffle(Array.from({ length: n }, (_, i) => i));
+  return { lambda, partner };
+}
+
+/** Build the host batch for the given sample indices; mixes consistently when a plan is given. */
+export function assembleBatch(data: TrainingData, indices: readonly number[], labelSmoothing: number, mixup?: MixupPlan): HostBatch {
+  const { dim: D, k, classes: C } = data;
+  const n = indices.length;
+  const query = new Float32Array(n * D);
+  const retrieval = data.table !== undefined;
+  const imageTokens = new Float32Array(retrieval ? n * (k + 1) * D : 0); // [n, k+1, D]
+  const neighbourTexts = new Float32Array(retrieval ? n * k * D : 0); // [n, k, D]
+  indices.forEach((s, b) => {
+    const z = data.embeddings.subarray(s * D, (s + 1) * D);
+    query.set(z, b * D);
+    if (!data.table) return;
+    imageTokens.set(z, b * (k + 1) * D);
+    for (let j = 0; j < k; j++) {
+      const u = data.table.index[s * k + j];
+      if (u < 0) continue; // fewer than k neighbours: the row stays zero
+      imageTokens.set(data.table.images.subarray(u * D, (u + 1) * D), (b * (k + 1) + 1 + j) * D);
+      neighbourTexts.set(data.table.texts.subarray(u * D, (u + 1) * D), (b * k + j) * D);
+    }
+  });
+  const targets = smoothedOneHot(
+    indices.map((s) => data.labels[s]),
+    C,
+    labelSmoothing,
+  );
+  const batch: HostBatch = { n, query, imageTokens, neighbourTexts, targets };
+  return mixup ? mixBatch(batch, mixup) : batch;
+}
+
+function mixRows(x: Float32Array, n: number, plan: MixupPlan): Float32Array {
+  if (x.length === 0) return x;
+  const per = x.length / n; // floats per sample
+  const out = new Float32Array(x.length);
+  const a = plan.lambda;
+  const b = 1 - a;
+  for (let i = 0; i < n; i++) {
+    const p = plan.partner[i];
+    const oi = i * per;
+    const op = p * per;
+    for (let t = 0; t < per; t++) out[oi + t] = a * x[oi + t] + b * x[op + t];
+  }
+  return out;
+}
+
+/** Apply a Mixup plan to a built batch (z, neighbour image rows, neighbour text rows, targets: same lambda and partner). */
+export function mixBatch(batch: HostBatch, plan: MixupPlan): HostBatch {
+  const n = batch.n;
+  return {
+    n,
+    query: mixRows(batch.query, n, plan),
+    imageTokens: mixRows(batch.imageTokens, n, plan),
+    neighbourTexts: mixRows(batch.neighbourTexts, n, plan),
+    targets: mixRows(batch.targets, n, plan),
+  };
+}

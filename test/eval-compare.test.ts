@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runComparison } from '../src/eval/compare.ts';
+import type { CompareResults } from '../src/eval/results.ts';
+import { buildKnowledgeBase } from '../src/kb/index.ts';
+import { type TinyDataset, writeTinyDataset } from './helpers/eval-dataset.ts';
+
+const work = mkdtempSync(join(tmpdir(), 'retformer-eval-compare-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+describe('runComparison with the training-free baselines', () => {
+  let data: TinyDataset;
+  let kbDir: string;
+  before(async () => {
+    data = await writeTinyDataset(join(work, 'data'));
+    kbDir = join(work, 'kb');
+    await buildKnowledgeBase({ pairsCsv: data.kbCsv, out: kbDir, encoderSpec: 'pixels', quiet: true });
+  });
+
+  it('evaluates kNN vote and zero-shot, and writes results.json and results.md', async () => {
+    const out = join(work, 'out');
+    const steps: string[] = [];
+    const results: CompareResults = await runComparison({
+      train: data.train,
+      test: data.test,
+      kb: kbDir,
+      out,
+      k: 3,
+      variants: ['zero-shot', 'knn-vote'],
+      edges: { many: 10, few: 4 },
+      cacheDir: join(work, 'cache'),
+      quiet: true,
+      onStep: (line) => steps.push(line),
+    });
+    // table order, not the order asked for
+    assert.deepEqual(
+      results.methods.map((m) => m.key),
+      ['knn-vote', 'zero-shot'],
+    );
+    assert.deepEqual(results.classes, data.classes);
+    assert.deepEqual(results.trainCounts, data.trainCounts);
+    assert.equal(results.test.length, 12);
+    const knn = results.methods[0];
+    assert.equal(knn.predictions.length, 12);
+    // colour-coded classes: the 3 nearest KB pictures share the class
+    assert.equal(knn.metrics.overall, 100);
+    assert.deepEqual(knn.metrics.buckets, { many: 1, medium: 1, few: 2 });
+    assert.equal(results.settings.k, 3);
+    assert.equal(results.settings.kbSize, 20);
+    assert.deepEqual(results.purity, [null, null, null, null]); // no retrieval run
+    assert.deepEqual(results.gallery, []);
+    assert.equal(steps.length, 2);
+    assert.match(steps[0], /eval knn-vote: overall 100\.0%/);
+    const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as CompareResults;
+    assert.deepEqual(saved.methods[0].predictions, knn.predictions);
+    const md = readFileSync(join(out, 'results.md'), 'utf8');
+    assert.match(md, /\| kNN vote \| 100\.0 \| 100\.0 \| 100\.0 \| 100\.0 \|/);
+    assert.match(md, /\| Zero-shot \|/);
+    assert.equal(existsSync(join(out, 'runs')), false);
+  });
+
+  it('refuses a test label that is not a training class, naming the row', async () => {
+    const bad = join(data.dir, 'bad-test.csv');
+    const lines = readFileSync(data.test, 'utf8').trim().split('\n');
+    lines[2] = lines[2].replace(/,class-a,/, ',class-z,');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(bad, `${lines.join('\n')}\n`);
+    await assert.rejects(
+      runComparison({ train: data.train, test: bad, kb: kbDir, out: join(work, 'out-bad'), variants: ['knn-vote'], quiet: true, cacheDir: join(work, 'cache') }),
+      /bad-test\.csv:2: label "class-z" is not one of the training set's 4 classes/,
+    );
+  });
+
+  it('a failing training run is reported with its log, and nothing is stamped as done', async () => {
+    const out = join(work, 'out-fail');
+    const config = join(work, 'broken-config.json');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(config, '{ this is not json');
+    const steps: string[] = [];
+    await assert.rejects(
+      runComparison({ train: data.train, test: data.test, kb: kbDir, out, config, variants: ['mlp-only', 'knn-vote'], epochs: 1, quiet: true, onStep: (l) => steps.push(l) }),
+      (err: Error) => {
+        assert.match(err.message, /^training mlp-only failed \(exit [1-9]\d*\).*; see .*logs\/mlp-only\.log$/);
+        return true;
+      },
+    );
+    const log = readFileSync(join(out, 'logs', 'mlp-only.log'), 'utf8');
+    assert.match(log, /^\$ retformer train --variant mlp-only --train .* --epochs 1 --config .*broken-config\.json --out /);
+    assert.equal(existsSync(join(out, 'stamps', 'mlp-only.json')), false);
+    assert.ok(steps.some((l) => /train mlp-only: FAILED/.test(l)));
+  });
+
+  it('validates options at the edge', async () => {
+    const base = { train: data.train, test: data.test, kb: kbDir, out: join(work, 'o'), quiet: true };
+    await assert.rejects(runComparison({ ...base, variants: ['nope'] }), /unknown method "nope"/);
+    await assert.rejects(runComparison({ ...base, edges: { many: 5, few: 10 } }), /Few edge must not exceed/);
+    await assert.rejects(runComparison({ ...base, jobs: 0 }), /compare: jobs:/);
+  });
+});
