@@ -50,6 +50,8 @@ describe('CSV manifests', () => {
     assert.deepEqual(ints.classes, ['1', '2', '10']);
     const names = readDataset(file('n.csv', 'path,label\na,b10\nb,b2\nc,a\n'));
     assert.deepEqual(names.classes, ['a', 'b10', 'b2']);
+    const withClean = readDataset(file('k.csv', 'path,label,clean_label\na,x,w\nb,x,\n'));
+    assert.deepEqual(withClean.classes, ['w', 'x'], 'clean labels are classes too');
     const fixed = readDataset(file('f.csv', 'path,label\na,x\nb,y\n'), { classes: ['y', 'z', 'x'] });
     assert.deepEqual(fixed.classes, ['y', 'z', 'x']);
     assert.deepEqual([...labelIndices(fixed)], [2, 0]);

@@ -20,7 +20,7 @@ function startCli(args: string[]): { child: ChildProcess; done: Promise<number |
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('kill -9 during kb add / kb remove at random points: the KB always reopens at a committed state', { timeout: 120_000 }, async () => {
+test('kill -9 during kb add / kb remove at random points: the KB always reopens at a committed state', { timeout: 120_000 }, async (t0) => {
   const rng = new Rng(2024);
   const dir = tempDir();
   const { csv, pairs } = await writePairsFixture(dir, { n: BATCH, seed: 9 });
@@ -77,9 +77,9 @@ test('kill -9 during kb add / kb remove at random points: the KB always reopens 
       committed = after;
       if (!removing) nextBatch++;
     } else outcomes.unchanged++;
-    // searching works and finds the probe image itself (it is never removed)
+    // searching works and finds the probe image (or one of its copies in the added batches)
     const [top] = await kb.search(probe, { k: 3, queryEncoderId: encoder.id });
-    assert.equal(top[0].id, pairs[7].id);
+    assert.match(top[0].id, new RegExp(`^(b\\d+-)?${pairs[7].id}$`));
     assert.ok(top[0].similarity > 0.999);
     // only the committed generation's files remain
     const m = kb.manifest;
@@ -87,6 +87,7 @@ test('kill -9 during kb add / kb remove at random points: the KB always reopens 
     assert.deepEqual(genFiles.sort(), [m.files.imageIndex, m.files.textIndex, ...(m.files.tombstones ? [m.files.tombstones] : [])].sort());
     await kb.close();
   }
+  t0.diagnostic(`outcomes over ${ITERATIONS} kills: ${JSON.stringify(outcomes)}`);
   // both sides of the commit point were hit
   assert.ok(outcomes.unchanged > 0 && outcomes.committed > 0, `kills landed on both sides of the commit: ${JSON.stringify(outcomes)}`);
   // and the KB still takes a normal add afterwards

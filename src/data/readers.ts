@@ -53,7 +53,10 @@ export function readDataset(input: string, options: ReadDatasetOptions = {}): Da
   if (format === 'csv') samples = readCsvSamples(input);
   else if (format === 'folder') samples = readFolderSamples(input);
   else samples = readLiftSamples(input, options.root, given?.classes);
-  if (!given) return { source: input, samples, classes: sortClassNames(samples.map((s) => s.label)) };
+  if (!given) {
+    const names = samples.flatMap((s) => (s.cleanLabel === undefined ? [s.label] : [s.label, s.cleanLabel]));
+    return { source: input, samples, classes: sortClassNames(names) };
+  }
   const known = new Set(given.classes);
   for (const s of samples) {
     if (!known.has(s.label)) throw inputError(format === 'folder' ? s.path : input, format === 'folder' ? undefined : s.row, `unknown label "${s.label}" (not in ${given.file})`);

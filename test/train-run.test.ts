@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { trainRun } from '../src/train/index.ts';
+import { loadRun } from '../src/train/run.ts';
+import { RetformerError } from '../src/util/errors.ts';
+import { makeClusteredProblem, makeTmp } from './helpers/train-fixtures.ts';
+
+const tmp = makeTmp();
+after(() => tmp.cleanup());
+
+const problem = makeClusteredProblem({ dim: 16, trainCounts: [12, 8, 3], testPerClass: 4, kbPerClass: 6, imageNoise: 1, textNoise: 0.3, seed: 5 });
+const base = { variant: 'full', epochs: 2, batchSize: 8, microBatch: 4, width: 8, heads: 2, layers: 2, hidden: 16, k: 4, seed: 9 };
+
+function run(outDir: string, config: Record<string, unknown>, extra: { resume?: boolean; force?: boolean } = {}) {
+  return trainRun({ dataset: problem.train, kb: problem.kb, encoder: problem.encoder, embeddings: problem.trainEmbeddings, outDir: join(tmp.dir, outDir), quiet: true, config, ...extra });
+}
+
+const weights = (dir: string) => readFileSync(join(tmp.dir, dir, 'model', 'weights.bin'));
+
+test('a run writes its config, KB id, classes, counts, history, checkpoint and model', async () => {
+  const r = await run('a', base);
+  assert.ok(r.samplesPerSecond > 0);
+  const dir = join(tmp.dir, 'a');
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  assert.equal(config.variant, 'full');
+  assert.equal(config.k, 4);
+  assert.equal(config.seed, 9);
+  assert.equal(config.lr, 5e-4); // paper default kept
+  const kb = JSON.parse(readFileSync(join(dir, 'kb.json'), 'utf8'));
+  assert.equal(kb.encoderId, problem.encoder.id);
+  assert.equal(readFileSync(join(dir, 'classes.txt'), 'utf8'), 'c0\nc1\nc2\n');
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'train-counts.json'), 'utf8')), [12, 8, 3]);
+  const history = readFileSync(join(dir, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(
+    history.map((h) => h.epoch),
+    [1, 2],
+  );
+  assert.ok(history.every((h) => Number.isFinite(h.loss) && h.samplesPerSecond > 0));
+  assert.equal(JSON.parse(readFileSync(join(dir, 'checkpoint', 'state.json'), 'utf8')).epoch, 2);
+  assert.ok(existsSync(join(dir, 'model', 'weights.bin')));
+});
+
+test('same seed gives identical weights; another seed does not', async () => {
+  await run('b', base);
+  assert.deepEqual(weights('a'), weights('b'));
+  await run('c', { ...base, seed: 10 });
+  assert.notDeepEqual(weights('a'), weights('c'));
+});
+
+test('resume continues from the checkpoint to the same weights as an uninterrupted run', async () => {
+  await run('r', { ...base, epochs: 1 });
+  await assert.rejects(run('r', { ...base, epochs: 1 }), /--resume .*--force/);
+  // a resumed run keeps its saved config: a differing flag is refused
+  await assert.rejects(run('r', { ...base, epochs: 2 }, { resume: true }), RetformerError);
+  // emulate "stopped after epoch 1 of 2": rewrite config with epochs 2, then resume
+  const cfgFile = join(tmp.dir, 'r', 'config.json');
+  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, epochs: 2 }));
+  await run('r', {}, { resume: true });
+  assert.deepEqual(weights('r'), weights('a'));
+  await run('r', base, { force: true });
+  assert.deepEqual(weights('r'), weights('a'));
+});
+
+test('loadRun predicts with attention over the neighbours; adaptive runs report a gate', async () => {
+  await run('ad', { ...base, adaptive: true });
+  for (const dir of ['a', 'ad']) {
+    const loaded = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder });
+    const preds = await loaded.predict(problem.testEmbeddings);
+    await loaded.close();
+    assert.equal(preds.length, problem.test.samples.length);
+    for (const p of preds) {
+      assert.equal(p.neighbours.length, 4);
+      assert.equal(p.attention.length, 4);
+      assert.ok(Math.abs(p.attention.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+      assert.ok(Math.abs(p.probs.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+      assert.equal(p.label, p.probs.indexOf(Math.max(...p.probs)));
+      if (dir === 'ad') assert.ok(p.gate !== undefined && p.gate > 0 && p.gate < 1);
+      else assert.equal(p.gate, undefined);
+    }
+  }
+});
+
+test('user errors are one-line RetformerErrors', async () => {
+  await assert.rejects(run('bad', { ...base, width: 10, heads: 3 }), (e: unknown) => e instanceof RetformerError && /width must be a multiple of heads/.test(e.message));
+  await assert.rejects(run('bad2', { ...base, variant: 'nope' }), (e: unknown) => e instanceof RetformerError && /variant/.test(e.message));
+  await assert.rejects(
+    trainRun({ dataset: problem.train, kbDir: join(tmp.dir, 'no-such-kb'), outDir: join(tmp.dir, 'x'), quiet: true }),
+    (e: unknown) => e instanceof RetformerError && /knowledge base not found/.test(e.message),
+  );
+  const other = { ...problem.encoder, id: 'another-encoder' } as unknown as typeof problem.encoder;
+  await assert.rejects(
+    trainRun({ dataset: problem.train, kb: problem.kb, encoder: other, embeddings: problem.trainEmbeddings, outDir: join(tmp.dir, 'y'), quiet: true }),
+    (e: unknown) => e instanceof RetformerError && /does not match the KB's encoder/.test(e.message),
+  );
+});
