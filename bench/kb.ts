@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import usearch from 'usearch';
 import { z } from 'zod';
-import { initKbFolder } from '../src/kb/build.ts';
+import { initKbFolder } from '../src/kb/init.ts';
 import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { buildKnowledgeBase, openKbEncoder, openKnowledgeBase } from '../src/kb/index.ts';
@@ -45,7 +45,7 @@ test('kill -9 during kb add / kb remove at random points: the KB always reopens 
   for (const p of pairs) committed.add(`b${nextBatch}-${p.id}`);
   nextBatch++;
 
-  const outcomes = { unchanged: 0, committed: 0 };
+  const outcomes = { unchanged: 0, committed: 0, midWrite: 0 };
   for (let it = 0; it < ITERATIONS; it++) {
     const removing = it % 4 === 3;
     const before = new Set(committed);
@@ -67,6 +67,9 @@ test('kill -9 during kb add / kb remove at random points: the KB always reopens 
     run.child.kill('SIGKILL');
     await run.done;
 
+    // did the kill land mid-write (uncommitted bytes or files on disk)?
+    const onDisk = JSON.parse(readFileSync(join(kbDir, 'manifest.json'), 'utf8'));
+    if (statSync(join(kbDir, 'image.f32')).size > onDisk.rows * onDisk.dim * 4 || existsSync(join(kbDir, 'lock'))) outcomes.midWrite++;
     const kb = await openKnowledgeBase(kbDir);
     const ids = new Set((await kb.meta(kb.liveRows())).map((m) => m.id));
     const same = (s: Set<string>) => s.size === ids.size && [...s].every((id) => ids.has(id));

@@ -38,7 +38,7 @@ function tokens(x: ReturnType<typeof inputs>, k: number) {
 }
 
 function gradCheck(overrides: Partial<ModelConfig>) {
-  const config = ModelConfigSchema.parse({ k: 3, width: 4, heads: 2, layers: 2, hidden: 5, ...overrides });
+  const config = ModelConfigSchema.parse({ k: 3, width: 8, heads: 2, layers: 2, hidden: 8, ...overrides });
   const dims = { inputDim: D, classes: C };
   const vars = toVariables(initParams(paramSpecs(config, dims), 7));
   // larger-than-default values so that every path (null tokens, LN gains, gate) carries gradient
@@ -119,7 +119,7 @@ test('variants see only their modalities: no-text ignores neighbour texts, no-im
   const y = { ...x, nbImages: inputs(k, 5).nbImages };
   const z = { ...x, nbTexts: inputs(k, 6).nbTexts };
   const run = (variant: ModelConfig['variant'], data: typeof x) => {
-    const config = ModelConfigSchema.parse({ variant, k, width: 4, heads: 2, layers: 2, hidden: 5 });
+    const config = ModelConfigSchema.parse({ variant, k, width: 8, heads: 2, layers: 2, hidden: 8 });
     const vars = toVariables(initParams(paramSpecs(config, dims), 2));
     const out = tf.tidy(() => forward(vars, config, dims, tokens(data, k)).logits.dataSync());
     for (const v of vars.values()) v.dispose();
@@ -138,7 +138,7 @@ test('variants see only their modalities: no-text ignores neighbour texts, no-im
 test('attention output is a distribution over the k neighbours', () => {
   const dims = { inputDim: D, classes: C };
   for (const adaptive of [false, true]) {
-    const config = ModelConfigSchema.parse({ k: 3, width: 4, heads: 2, layers: 2, hidden: 5, adaptive });
+    const config = ModelConfigSchema.parse({ k: 3, width: 8, heads: 2, layers: 2, hidden: 8, adaptive });
     const vars = toVariables(initParams(paramSpecs(config, dims), 2));
     const att = tf.tidy(() => forward(vars, config, dims, tokens(inputs(3, 1), 3), { attention: true }).attention!.arraySync());
     for (const row of att) {

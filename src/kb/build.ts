@@ -1,12 +1,13 @@
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createEncoder, DEFAULT_ENCODER_SPEC, openEncoder, parseEncoderSpec } from '../encoders/registry.ts';
-import type { Encoder, EncoderDescriptor } from '../encoders/types.ts';
+import type { Encoder } from '../encoders/types.ts';
 import { RetformerError } from '../util/errors.ts';
-import { fsyncDir, writeJsonAtomic } from '../util/fs.ts';
+import { fsyncDir } from '../util/fs.ts';
 import { startProgress } from '../util/progress.ts';
 import type { AppendOptions } from './appender.ts';
-import { checksumDir, DEFAULT_INDEX_PARAMS, type FileKbManifest, KB_FILES, KB_FORMAT_VERSION, readManifest } from './format.ts';
+import { checksumDir, type FileKbManifest, KB_FILES, readManifest } from './format.ts';
+import { initKbFolder } from './init.ts';
 import { FileKnowledgeBase } from './file-kb.ts';
 import { embedPairRows, readPairsCsv } from './pairs.ts';
 
@@ -75,35 +76,6 @@ export async function buildKnowledgeBase(opts: BuildOptions): Promise<FileKbMani
   } finally {
     await encoder?.close();
   }
-}
-
-/**
- * Make `dir` an empty knowledge base (generation 0, no rows, no index files yet) for vectors of
- * the given encoder. Pairs then arrive through `FileKnowledgeBase.beginAdd` (build, import, bench).
- */
-export function initKbFolder(dir: string, encoder: EncoderDescriptor, encoderChecksum: string): FileKbManifest {
-  mkdirSync(dir, { recursive: true });
-  for (const f of [KB_FILES.imageVectors, KB_FILES.textVectors, KB_FILES.meta, KB_FILES.metaIndex]) closeSync(openSync(join(dir, f), 'w'));
-  const now = new Date().toISOString();
-  const manifest: FileKbManifest = {
-    formatVersion: KB_FORMAT_VERSION,
-    generation: 0,
-    encoder,
-    encoderChecksum,
-    dim: encoder.dim,
-    dtype: 'f32',
-    count: 0,
-    rows: 0,
-    removed: 0,
-    metaBytes: 0,
-    labels: [],
-    index: { ...DEFAULT_INDEX_PARAMS },
-    files: { imageIndex: '', textIndex: '', tombstones: null },
-    createdAt: now,
-    updatedAt: now,
-  };
-  writeJsonAtomic(join(dir, KB_FILES.manifest), manifest);
-  return manifest;
 }
 
 /** Reopen the encoder a KB was built with, refusing an encoder folder that changed since. */

@@ -7,6 +7,7 @@ import { FileKnowledgeBase } from './file-kb.ts';
 export type { AppendOptions } from './appender.ts';
 export { type AddOptions, addPairsCsv, type BuildOptions, buildKnowledgeBase, DEFAULT_BATCH_SIZE, openKbEncoder } from './build.ts';
 export { FileKnowledgeBase } from './file-kb.ts';
+export { initKbFolder } from './init.ts';
 export { DEFAULT_INDEX_PARAMS, type FileKbManifest, KB_FILES, KB_FORMAT_VERSION, readManifest } from './format.ts';
 export { MemoryKnowledgeBase } from './memory.ts';
 export { type PairRow, readPairsCsv } from './pairs.ts';

@@ -1,5 +1,5 @@
 import { type ModelConfig, type ModelDims, usesRetrieval } from './config.ts';
-import { gelu, layerNorm, matMul, tf } from './tf.ts';
+import { gelu, layerNorm, matMul, matMulConstInput, tf } from './tf.ts';
 
 /**
  * The RetFormer forward pass in tfjs (used for training and batched inference).
@@ -12,7 +12,7 @@ import { gelu, layerNorm, matMul, tf } from './tf.ts';
  *   L_R = h(LN([I[0], T[0]]))                         // [n, C]
  *   f = tau/2 (L_I + L_R)   (adaptive: f = tau ((1-g) L_I + g L_R), g = sigmoid(w . [LN([I0,T0]), z]))
  *
- * Only the query tokens feed the head, so the last layer computes attention for query rows only
+ * The inputs are frozen embeddings, so their first products skip the input gradient. Only the query tokens feed the head, so the last layer computes attention for query rows only
  * (exact, and a quarter less attention work).
  */
 export interface ModelInputs {
@@ -98,9 +98,10 @@ export function forward(params: Params, config: ModelConfig, dims: ModelDims, in
   };
   const z = inputs.query;
   const n = z.shape[0];
+  if (z.shape[1] !== dims.inputDim) throw new Error(`query dim ${z.shape[1]} != model input dim ${dims.inputDim}`);
   const { tau } = config;
   // branch 1: MLP(z) -> L_I [n, C]
-  const LI = tf.add(matMul(gelu(tf.add(matMul(z, P('mlp.w1')), P('mlp.b1'))), P('mlp.w2')), P('mlp.b2')) as tf.Tensor2D;
+  const LI = tf.add(matMul(gelu(tf.add(matMulConstInput(z, P('mlp.w1')), P('mlp.b1'))), P('mlp.w2')), P('mlp.b2')) as tf.Tensor2D;
   if (!usesRetrieval(config)) return { logits: tf.mul(LI, tau) as tf.Tensor2D };
 
   const { k, width: d, heads, layers, adaptive, variant } = config;
@@ -109,18 +110,18 @@ export function forward(params: Params, config: ModelConfig, dims: ModelDims, in
   // streams projected to width d: I, T [n*(k+1), d]
   let I: tf.Tensor2D;
   if (variant === 'no-image') {
-    const zI = matMul(z, P('proj.image')).reshape([n, 1, d]);
+    const zI = matMulConstInput(z, P('proj.image')).reshape([n, 1, d]);
     I = tf.concat([zI, tf.zeros([n, k, d])], 1).reshape([n * T1, d]);
   } else {
-    I = matMul(inputs.imageTokens, P('proj.image')) as tf.Tensor2D;
+    I = matMulConstInput(inputs.imageTokens, P('proj.image')) as tf.Tensor2D;
   }
   let T: tf.Tensor2D;
   if (variant === 'no-text') {
     T = tf.zeros([n * T1, d]);
   } else if (variant === 'image-only') {
-    T = matMul(inputs.imageTokens, P('proj.text')) as tf.Tensor2D; // E_T := E_I
+    T = matMulConstInput(inputs.imageTokens, P('proj.text')) as tf.Tensor2D; // E_T := E_I
   } else {
-    const nbT = matMul(inputs.neighbourTexts, P('proj.text')).reshape([n, k, d]);
+    const nbT = matMulConstInput(inputs.neighbourTexts, P('proj.text')).reshape([n, k, d]);
     T = tf.concat([tf.zeros([n, 1, d]), nbT], 1).reshape([n * T1, d]); // query text slot: exactly 0
   }
 

@@ -38,6 +38,23 @@ export const matMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) =
   };
 }) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
+/**
+ * x @ w where x is a constant input (embeddings): the gradient flows to w only, so the unused
+ * input gradient (a [rows, D] product) is never computed.
+ */
+export function matMulConstInput(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const wt = args[0] as tf.Tensor;
+    const save = args[1] as tf.GradSaveFunc;
+    save([x]); // kept for the backward pass even when x's own scope has ended
+    return {
+      value: tf.matMul(x, wt),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.matMul(tf.transpose(saved[0]), dy)],
+    };
+  }) as (w: tf.Tensor) => tf.Tensor;
+  return op(w);
+}
+
 /** GELU, tanh approximation (tfjs core has no gelu op). */
 export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {

@@ -55,8 +55,8 @@ export interface TrainRunResult {
   samplesPerSecond: number;
 }
 
-/** Prepare RUN_DIR: refuse to overwrite a run unless resuming or forced. Returns true when resuming. */
-function prepareRunDir(dir: string, options: TrainRunOptions): boolean {
+/** Check RUN_DIR without touching it: refuse to overwrite a run unless resuming or forced. Returns true when resuming. */
+function checkRunDir(dir: string, options: TrainRunOptions): boolean {
   const hasRun = existsSync(join(dir, RUN_FILES.config));
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new RetformerError(`${dir}: exists and is not a folder`);
   if (options.resume) {
@@ -66,15 +66,19 @@ function prepareRunDir(dir: string, options: TrainRunOptions): boolean {
   if (existsSync(dir) && readdirSync(dir).length > 0) {
     if (!options.force) throw new RetformerError(`${dir}: run folder exists; use --resume to continue it or --force to replace it`);
     if (!hasRun) throw new RetformerError(`${dir}: not a run folder (no ${RUN_FILES.config}); refusing to delete it with --force`);
-    rmSync(dir, { recursive: true, force: true });
   }
-  mkdirSync(dir, { recursive: true });
   return false;
+}
+
+/** Create RUN_DIR for a new run (replacing a forced one). */
+function createRunDir(dir: string, force: boolean | undefined): void {
+  if (force && existsSync(join(dir, RUN_FILES.config))) rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
 }
 
 /** KB ids per sample from the CSV's optional `id` column. */
 function csvExcludeIds(file: string | undefined, dataset: Dataset): (string | undefined)[] | undefined {
-  if (!file || !file.toLowerCase().endsWith('.csv')) return undefined;
+  if (!file?.toLowerCase().endsWith('.csv')) return undefined;
   const table = readCsv(file);
   if (!table.columns.includes('id')) return undefined;
   const byRow = new Map(table.rows.map((r) => [r.row, r.values.id]));
@@ -85,7 +89,7 @@ function csvExcludeIds(file: string | undefined, dataset: Dataset): (string | un
 export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult> {
   const started = performance.now();
   const runDir = resolve(options.outDir);
-  const resuming = prepareRunDir(runDir, options);
+  const resuming = checkRunDir(runDir, options);
   const quiet = options.quiet;
 
   // config: defaults <- file <- flags; a resumed run keeps its saved config
@@ -144,6 +148,8 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     }
     if (embeddings.length !== dataset.samples.length * D)
       throw new RetformerError(`training embeddings have ${embeddings.length} values, expected ${dataset.samples.length} x ${D}`);
+
+    if (!resuming) createRunDir(runDir, options.force);
 
     // retrieval, computed once and cached in RUN_DIR
     let table: TrainingData['table'];

@@ -119,7 +119,7 @@ export interface NeighbourTable {
 export async function fetchNeighbourTable(kb: KnowledgeBase, rows: Int32Array): Promise<NeighbourTable> {
   const unique = [...new Set(Array.from(rows).filter((r) => r >= 0))].sort((a, b) => a - b);
   const slot = new Map<number, number>();
-  unique.forEach((r, i) => slot.set(r, i));
+  for (const [i, r] of unique.entries()) slot.set(r, i);
   const index = Int32Array.from(rows, (r) => (r >= 0 ? slot.get(r)! : -1));
   const chunk = 4096;
   const D = kb.dim;

@@ -126,7 +126,7 @@ export function makeClusteredProblem(o: ProblemOptions): ClusteredProblem {
   const kb = new MemoryKnowledgeBase(encoder.descriptor(), kbPairs);
   const stack = (paths: string[]) => {
     const out = new Float32Array(paths.length * o.dim);
-    paths.forEach((p, i) => out.set(vectors.get(p)!, i * o.dim));
+    for (const [i, p] of paths.entries()) out.set(vectors.get(p)!, i * o.dim);
     return out;
   };
   return {

@@ -1,4 +1,76 @@
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { VARIANTS } from '../../train/types.ts';
+import { RetformerError } from '../../util/errors.ts';
 
-/** Placeholder until this command family lands. */
-export function registerTrainCommand(_program: Command): void {}
+/** CLI flags; the model/training ones map onto TrainConfig fields (undefined = keep the config file's or default value). */
+const trainFlagsSchema = z.object({
+  train: z.string({ message: 'required (the training CSV)' }),
+  kb: z.string({ message: 'required (the knowledge base folder)' }),
+  out: z.string({ message: 'required (the run folder to write)' }),
+  config: z.string().optional(),
+  variant: z.enum(VARIANTS).optional(),
+  adaptive: z.boolean().optional(),
+  k: z.coerce.number().int().min(1).optional(),
+  epochs: z.coerce.number().int().min(1).optional(),
+  batchSize: z.coerce.number().int().min(1).optional(),
+  lr: z.coerce.number().positive().optional(),
+  loss: z.enum(['ce', 'lace']).optional(),
+  seed: z.coerce.number().int().min(0).optional(),
+  resume: z.boolean().default(false),
+  force: z.boolean().default(false),
+  cache: z.string().optional(),
+  quiet: z.boolean().default(false),
+});
+
+function parseFlags(raw: unknown): z.infer<typeof trainFlagsSchema> {
+  const r = trainFlagsSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new RetformerError(`option --${String(issue.path[0] ?? '?').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
+  }
+  return r.data;
+}
+
+/** `retformer train`: train a RetFormer run on a training CSV against a knowledge base. */
+export function registerTrainCommand(program: Command): void {
+  program
+    .command('train')
+    .description(
+      'Train RetFormer (MLP branch + image-text cross-fusion over the k nearest KB pairs) on frozen embeddings. ' +
+        "Defaults follow the paper: AdamW wd 0.1, lr 5e-4, batch 256, 1 warmup epoch then cosine, label smoothing 0.1, Mixup 0.8, 25 epochs, k 32, 4 layers. " +
+        'Writes RUN_DIR/{config.json,kb.json,classes.txt,train-counts.json,history.jsonl,checkpoint/,model/}.',
+    )
+    .requiredOption('--train <csv>', 'training manifest (path,label[,text,id]); an id column lists KB pair ids to exclude per row')
+    .requiredOption('--kb <dir>', 'knowledge base folder (its encoder embeds the training images)')
+    .requiredOption('--out <dir>', 'run folder to create')
+    .option('--config <json>', 'JSON file of config fields (flags override it)')
+    .option('--variant <name>', `model variant: ${VARIANTS.join(' | ')}`)
+    .option('--adaptive', 'learn a per-query gate between the branches and a null attention token (beyond the paper)')
+    .option('--k <n>', 'neighbours per query (default 32)')
+    .option('--epochs <n>', 'epochs (default 25)')
+    .option('--batch-size <n>', 'samples per optimizer step (default 256; run as micro-batches)')
+    .option('--lr <x>', 'peak learning rate (default 5e-4)')
+    .option('--loss <name>', 'ce | lace (logit-adjusted CE; default ce)')
+    .option('--seed <n>', 'seed for init, shuffles and Mixup (default 0)')
+    .option('--resume', 'continue an interrupted run from its last checkpoint (keeps its saved config)')
+    .option('--force', 'replace an existing run folder')
+    .option('--cache <dir>', 'embedding cache folder (default $RETFORMER_CACHE or ./.cache/retformer/embeddings)')
+    .option('--quiet', 'no progress output')
+    .action(async (raw: Record<string, unknown>) => {
+      const flags = parseFlags(raw);
+      const { trainRun } = await import('../../train/index.ts');
+      const result = await trainRun({
+        trainCsv: flags.train,
+        kbDir: flags.kb,
+        outDir: flags.out,
+        configFile: flags.config,
+        config: { variant: flags.variant, adaptive: flags.adaptive, k: flags.k, epochs: flags.epochs, batchSize: flags.batchSize, lr: flags.lr, loss: flags.loss, seed: flags.seed },
+        resume: flags.resume,
+        force: flags.force,
+        cacheDir: flags.cache,
+        quiet: flags.quiet,
+      });
+      process.stdout.write(`trained ${result.runDir} in ${result.seconds.toFixed(1)} s (${result.samplesPerSecond.toFixed(1)} samples/s)\n`);
+    });
+}

@@ -24,10 +24,15 @@ export function initWasm(): Promise<void> {
 /** C = A B for row-major A [m, k], B [k, n] -> [m, n] (tfjs-wasm; call initWasm first). */
 export function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
   if (m === 0 || n === 0) return new Float32Array(m * n);
-  return tf.tidy(() => {
-    const out = tf.matMul(tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n]));
-    return out.dataSync() as Float32Array;
-  }).slice();
+  const ta = tf.tensor2d(a, [m, k]);
+  const tb = tf.tensor2d(b, [k, n]);
+  const tc = tf.matMul(ta, tb);
+  // copy out before disposing (never return a typed array from tf.tidy: it walks every element)
+  const out = (tc.dataSync() as Float32Array).slice();
+  ta.dispose();
+  tb.dispose();
+  tc.dispose();
+  return out;
 }
 
 /** Transpose a row-major [rows, cols] matrix. */

@@ -1,0 +1,207 @@
+/**
+ * Training and predict benchmark of the RetFormer model on tfjs-wasm (this machine's CPU).
+ *   node --import tsx bench/train.ts [--quick]
+ * Prints Markdown: plain matMul GFLOP/s at the model's shapes, training samples/s and achieved
+ * GFLOP/s (forward+backward FLOPs counted analytically) per width/heads, their ratio, the time
+ * 25 epochs over 3,770 samples would take, and predict latency (embedding given) p50/p95.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryKnowledgeBase } from '../src/kb/memory.ts';
+import type { EmbeddedPair } from '../src/kb/types.ts';
+import { type ModelConfig, ModelConfigSchema } from '../src/model/config.ts';
+import { initParams, paramSpecs, saveParams } from '../src/model/params.ts';
+import { initTf, tf } from '../src/model/tf.ts';
+import { TrainConfigSchema } from '../src/train/config.ts';
+import { smoothedOneHot } from '../src/train/loss.ts';
+import { loadRun } from '../src/train/run.ts';
+import { Trainer } from '../src/train/trainer.ts';
+import { Rng } from '../src/util/rng.ts';
+
+const quick = process.argv.includes('--quick');
+const D = 256;
+const C = 99;
+const K = 32;
+const LAYERS = 4;
+const BATCH = 256;
+const MICRO = 128;
+const DEMO_SAMPLES = 3770;
+const DEMO_EPOCHS = 25;
+
+await initTf();
+
+function timeIt(f: () => tf.Tensor, reps: number): number {
+  for (let i = 0; i < 2; i++) f().dispose();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) {
+    const r = f();
+    r.dataSync();
+    r.dispose();
+  }
+  return (performance.now() - t0) / reps;
+}
+
+/** Plain matMul GFLOP/s of [m,k]x[k,n] (batched when b > 0). */
+function matmulRate(m: number, k: number, n: number, b = 0, reps = 10): number {
+  const a = tf.randomNormal(b > 0 ? [b, m, k] : [m, k]);
+  const w = tf.randomNormal(b > 0 ? [b, k, n] : [k, n]);
+  const ms = timeIt(() => tf.matMul(a, w), reps);
+  a.dispose();
+  w.dispose();
+  return (2 * Math.max(b, 1) * m * k * n) / ms / 1e6;
+}
+
+/** Forward FLOPs per sample (multiply-add = 2), by kind: 2-D products and batched attention products. */
+function forwardFlops(c: ModelConfig): { dense: number; attention: number; constInput: number } {
+  const d = c.width;
+  const T1 = c.k + 1;
+  const mlp = 2 * (D * c.hidden + c.hidden * C);
+  const proj = 2 * (T1 * D * d + c.k * D * d);
+  const fullDir = 4 * 2 * T1 * d * d; // q, k, v, o over all tokens
+  const lastDir = 2 * (2 * T1 * d * d + 2 * d * d); // k, v over all tokens; q, o for the query row
+  const dense = mlp + proj + (c.layers - 1) * 2 * fullDir + 2 * lastDir + 2 * (2 * d * C);
+  const attention = (c.layers - 1) * 2 * (2 * 2 * T1 * T1 * d) + 2 * (2 * 2 * T1 * d);
+  const constInput = 2 * D * c.hidden + proj;
+  return { dense, attention, constInput };
+}
+
+/** Training FLOPs per sample: forward, plus backward = 2x forward except the input gradient of the frozen embeddings. */
+function trainFlops(c: ModelConfig): { total: number; attention: number } {
+  const f = forwardFlops(c);
+  return { total: 3 * (f.dense + f.attention) - f.constInput, attention: 3 * f.attention };
+}
+
+function trainRate(c: ModelConfig, steps: number): { samplesPerSecond: number; tensorsStable: boolean } {
+  const dims = { inputDim: D, classes: C };
+  const trainer = new Trainer(c, dims, initParams(paramSpecs(c, dims), 1), { weightDecay: 0.1, microBatch: MICRO });
+  const rng = new Rng(2);
+  const r = (len: number) => Float32Array.from({ length: len }, () => rng.normal() * 0.06);
+  const batch = {
+    n: BATCH,
+    query: r(BATCH * D),
+    imageTokens: r(BATCH * (K + 1) * D),
+    neighbourTexts: r(BATCH * K * D),
+    targets: smoothedOneHot(
+      Array.from({ length: BATCH }, (_, i) => i % C),
+      C,
+      0.1,
+    ),
+  };
+  trainer.step(batch, 1e-4);
+  const before = tf.memory().numTensors;
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) trainer.step(batch, 1e-4);
+  const seconds = (performance.now() - t0) / 1000;
+  const tensorsStable = tf.memory().numTensors === before;
+  trainer.dispose();
+  return { samplesPerSecond: (steps * BATCH) / seconds, tensorsStable };
+}
+
+const lines: string[] = [];
+const out = (s = '') => {
+  lines.push(s);
+  process.stdout.write(`${s}\n`);
+};
+
+out('# RetFormer training benchmark (tfjs-wasm, one thread)');
+out();
+out(`Model: D=${D}, k=${K}, L=${LAYERS}, C=${C}, batch ${BATCH} as micro-batches of ${MICRO}; node ${process.version}.`);
+out();
+out('## Plain matMul at the model shapes (d = 64)');
+out();
+out('| product | shape | GFLOP/s |');
+out('|---|---|---|');
+const T = MICRO * (K + 1);
+const shapes: [string, number, number, number, number][] = [
+  ['large square (reference)', 1024, 1024, 1024, 0],
+  ['stream projection', T, D, 64, 0],
+  ['q/k/v/o projection', T, 64, 64, 0],
+  ['weight gradient', 64, T, 64, 0],
+  ['attention scores (batched)', K + 1, 64, K + 1, MICRO],
+  ['attention x V (batched)', K + 1, K + 1, 64, MICRO],
+];
+const rates = new Map<string, number>();
+for (const [name, m, k, n, b] of shapes) {
+  const g = matmulRate(m, k, n, b, quick ? 4 : 10);
+  rates.set(name, g);
+  out(`| ${name} | ${b > 0 ? `${b} x ` : ''}[${m},${k}]x[${k},${n}] | ${g.toFixed(2)} |`);
+}
+const denseRef = rates.get('stream projection')!;
+out();
+out('## Training throughput (full variant)');
+out();
+out('| width d | heads | samples/s | MFLOP/sample (attention share) | achieved GFLOP/s | ratio to plain 2-D matMul | 25 epochs x 3,770 | tensors stable |');
+out('|---|---|---|---|---|---|---|---|');
+const grid: [number, number][] = quick ? [[64, 4]] : [[32, 1], [32, 4], [64, 1], [64, 4], [128, 4]];
+for (const [width, heads] of grid) {
+  const c = ModelConfigSchema.parse({ width, heads, k: K, layers: LAYERS });
+  const { samplesPerSecond, tensorsStable } = trainRate(c, quick ? 2 : 3);
+  const fl = trainFlops(c);
+  const gflops = (samplesPerSecond * fl.total) / 1e9;
+  const epochs = (DEMO_SAMPLES * DEMO_EPOCHS) / samplesPerSecond;
+  out(
+    `| ${width} | ${heads} | ${samplesPerSecond.toFixed(1)} | ${(fl.total / 1e6).toFixed(1)} (${((100 * fl.attention) / fl.total).toFixed(0)}%) | ${gflops.toFixed(2)} | ${((100 * gflops) / denseRef).toFixed(0)}% | ${(epochs / 60).toFixed(1)} min | ${tensorsStable} |`,
+  );
+}
+
+out();
+out('## Predict latency, embedding given (retrieval + both branches), one query per call');
+out();
+const tmp = mkdtempSync(join(tmpdir(), 'retformer-bench-'));
+try {
+  const rng = new Rng(5);
+  const kbSize = quick ? 1000 : 4000;
+  const unit = (v: Float32Array) => {
+    let s = 0;
+    for (const x of v) s += x * x;
+    return v.map((x) => x / Math.sqrt(s));
+  };
+  const centres = Array.from({ length: C }, () => unit(Float32Array.from({ length: D }, () => rng.normal())));
+  const pairs: EmbeddedPair[] = Array.from({ length: kbSize }, (_, i) => {
+    const c = centres[i % C];
+    return {
+      meta: { id: `p${i}`, text: `t${i}`, source: `/x/${i}.png`, label: `c${i % C}` },
+      imageVector: unit(c.map((x) => x + 0.05 * rng.normal())),
+      textVector: unit(c.map((x) => x + 0.05 * rng.normal())),
+    };
+  });
+  const encoder = { kind: 'bench', id: 'bench-encoder', dim: D };
+  const kb = new MemoryKnowledgeBase(encoder, pairs);
+  const fakeEncoder = { id: encoder.id, dim: D, embedImages: async () => new Float32Array(0), embedTexts: async () => new Float32Array(0), save: async () => encoder, close: async () => {} };
+  out(`KB: ${kbSize} pairs in memory (exact search), D=${D}, k=${K}.`);
+  out();
+  out('| variant | width | p50 ms | p95 ms | of which retrieval p50 ms |');
+  out('|---|---|---|---|---|');
+  for (const [variant, width, heads] of [['full', 64, 4], ['full', 64, 1], ['mlp-only', 64, 4]] as const) {
+    const cfg = TrainConfigSchema.parse({ variant, width, heads, k: K, layers: LAYERS });
+    const dir = join(tmp, `${variant}-${width}-${heads}`);
+    const dims = { inputDim: D, classes: C };
+    saveParams(join(dir, 'model'), initParams(paramSpecs(cfg, dims), 1), 'weights');
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+    writeFileSync(join(dir, 'kb.json'), JSON.stringify({ encoderId: encoder.id, generation: 1, dim: D, size: kbSize }));
+    writeFileSync(join(dir, 'classes.txt'), `${Array.from({ length: C }, (_, i) => `c${i}`).join('\n')}\n`);
+    writeFileSync(join(dir, 'train-counts.json'), JSON.stringify(Array(C).fill(10)));
+    const run = await loadRun(dir, { kb, encoder: fakeEncoder });
+    const n = quick ? 30 : 200;
+    const total: number[] = [];
+    const retrieval: number[] = [];
+    for (let i = 0; i < n + 5; i++) {
+      const q = pairs[(i * 37) % kbSize].imageVector;
+      const t0 = performance.now();
+      await kb.search(q, { k: K, queryEncoderId: encoder.id });
+      const t1 = performance.now();
+      await run.predict(q);
+      const t2 = performance.now();
+      if (i >= 5) {
+        retrieval.push(t1 - t0);
+        total.push(t2 - t1);
+      }
+    }
+    await run.close();
+    const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+    out(`| ${variant} (h=${heads}) | ${width} | ${pct(total, 0.5).toFixed(2)} | ${pct(total, 0.95).toFixed(2)} | ${pct(retrieval, 0.5).toFixed(2)} |`);
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
