@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { addPairsCsv, buildKnowledgeBase, openKnowledgeBase } from '../src/kb/index.ts';
 import { RetformerError } from '../src/util/errors.ts';
-import { tempDir, writeBadImages, writePairsFixture } from './helpers/kb-fixtures.ts';
+import { removeTempDirs, tempDir, writeBadImages, writePairsFixture } from './helpers/kb-fixtures.ts';
+
+after(removeTempDirs);
 
 const CLI = resolve('bin/retformer.js');
 let dir: string;

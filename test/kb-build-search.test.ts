@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { addPairsCsv, buildKnowledgeBase, MemoryKnowledgeBase, openKbEncoder, openKnowledgeBase } from '../src/kb/index.ts';
-import { tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
+import { removeTempDirs, tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
+
+after(removeTempDirs);
 
 const CLI = resolve('bin/retformer.js');
 let dir: string;

@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { buildKnowledgeBase, openKbEncoder, openKnowledgeBase } from '../src/kb/index.ts';
 import { toCsv } from '../src/util/csv.ts';
 import { Rng } from '../src/util/rng.ts';
-import { tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
+import { removeTempDirs, tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
+
+after(removeTempDirs);
 
 const CLI = resolve('bin/retformer.js');
 const ITERATIONS = 14;
@@ -19,6 +21,11 @@ function startCli(args: string[]): { child: ChildProcess; done: Promise<number |
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolve when the writer has taken the KB lock (it is past start-up and about to write), or has exited. */
+async function writerStarted(kbDir: string, exited: () => boolean): Promise<void> {
+  while (!existsSync(join(kbDir, 'lock')) && !exited()) await sleep(2);
+}
 
 test('kill -9 during kb add / kb remove at random points: the KB always reopens at a committed state', { timeout: 120_000 }, async (t0) => {
   const rng = new Rng(2024);
@@ -37,11 +44,16 @@ test('kill -9 during kb add / kb remove at random points: the KB always reopens 
     return file;
   };
 
-  // an uninterrupted add sets the time scale for the kills
-  let t = performance.now();
+  // an uninterrupted add sets the time scale for the kills: from taking the lock to exiting
   const first = startCli(['kb', 'add', '--kb', kbDir, '--pairs', batchCsv(nextBatch), '--batch-size', '8']);
+  let firstExited = false;
+  first.done.then(() => {
+    firstExited = true;
+  });
+  await writerStarted(kbDir, () => firstExited);
+  const t = performance.now();
   assert.equal(await first.done, 0);
-  const fullMs = performance.now() - t;
+  const writeMs = Math.max(20, performance.now() - t);
   for (const p of pairs) committed.add(`b${nextBatch}-${p.id}`);
   nextBatch++;
 
@@ -61,9 +73,13 @@ test('kill -9 during kb add / kb remove at random points: the KB always reopens 
       args = ['kb', 'add', '--kb', kbDir, '--pairs', batchCsv(nextBatch), '--batch-size', '8'];
       after = new Set([...committed, ...pairs.map((p) => `b${nextBatch}-${p.id}`)]);
     }
-    t = performance.now();
     const run = startCli(args);
-    await sleep(fullMs * (0.3 + 0.8 * rng.next()));
+    let exited = false;
+    run.done.then(() => {
+      exited = true;
+    });
+    await writerStarted(kbDir, () => exited);
+    await sleep(writeMs * 1.2 * rng.next());
     run.child.kill('SIGKILL');
     await run.done;
 

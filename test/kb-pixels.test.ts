@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { createEncoder, openEncoder, parseEncoderSpec } from '../src/encoders/registry.ts';
 import { dotRows } from '../src/encoders/vector.ts';
 import { Rng } from '../src/util/rng.ts';
-import { COLOURS, shapePng, tempDir } from './helpers/kb-fixtures.ts';
+import { COLOURS, removeTempDirs, shapePng, tempDir } from './helpers/kb-fixtures.ts';
+
+after(removeTempDirs);
 
 test('pixels encoder: 128-d unit rows, deterministic, colour and words drive similarity', async () => {
   const enc = await createEncoder(parseEncoderSpec('pixels'));

@@ -83,6 +83,45 @@ test('loadRun predicts with attention over the neighbours; adaptive runs report 
   }
 });
 
+test('single-query predictions (plain-TS path) equal batched tfjs predictions', async () => {
+  for (const dir of ['a', 'ad']) {
+    const batched = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder });
+    const single = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder, fastPathMax: 8 });
+    const all = await batched.predict(problem.testEmbeddings);
+    for (let i = 0; i < all.length; i++) {
+      const [one] = await single.predict(problem.testEmbeddings.subarray(i * problem.dim, (i + 1) * problem.dim));
+      assert.equal(one.label, all[i].label);
+      assert.deepEqual(
+        one.neighbours.map((nb) => nb.id),
+        all[i].neighbours.map((nb) => nb.id),
+      );
+      for (const [c, p] of one.probs.entries()) assert.ok(Math.abs(p - all[i].probs[c]) < 1e-4);
+      for (const [j, a] of one.attention.entries()) assert.ok(Math.abs(a - all[i].attention[j]) < 1e-4);
+      if (dir === 'ad') assert.ok(Math.abs(one.gate! - all[i].gate!) < 1e-4);
+    }
+    await batched.close();
+    await single.close();
+  }
+});
+
+test('every variant, plain and adaptive, trains without leaking tensors and predicts', async () => {
+  const { tf } = await import('../src/model/tf.ts');
+  for (const variant of ['full', 'no-text', 'no-image', 'image-only', 'mlp-only']) {
+    for (const adaptive of variant === 'mlp-only' ? [false] : [false, true]) {
+      const dir = `v-${variant}-${adaptive}`;
+      const before = tf.memory().numTensors;
+      await run(dir, { ...base, epochs: 1, variant, adaptive });
+      assert.equal(tf.memory().numTensors, before, `${dir}: tensors leaked`);
+      const loaded = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder });
+      const preds = await loaded.predict(problem.testEmbeddings.subarray(0, 2 * problem.dim));
+      await loaded.close();
+      assert.equal(preds.length, 2);
+      assert.equal(preds[0].neighbours.length, variant === 'mlp-only' ? 0 : 4);
+      assert.equal(preds[0].gate !== undefined, adaptive);
+    }
+  }
+});
+
 test('user errors are one-line RetformerErrors', async () => {
   await assert.rejects(run('bad', { ...base, width: 10, heads: 3 }), (e: unknown) => e instanceof RetformerError && /width must be a multiple of heads/.test(e.message));
   await assert.rejects(run('bad2', { ...base, variant: 'nope' }), (e: unknown) => e instanceof RetformerError && /variant/.test(e.message));

@@ -36,7 +36,7 @@ export function paramSpecs(config: ModelConfig, dims: ModelDims): ParamSpec[] {
   if (!usesRetrieval(config)) return specs;
 
   mat('proj.image', D, d);
-  mat('proj.text', D, d);
+  if (config.variant !== 'no-text') mat('proj.text', D, d); // no-text: the text stream is all zeros
   for (let l = 0; l < layers; l++) {
     vec(`l${l}.lnI.g`, d, 'ones');
     vec(`l${l}.lnI.b`, d);

@@ -55,7 +55,7 @@ export class Trainer {
     const retrieval = usesRetrieval(this.config);
     const varList = [...this.vars.values()];
     const names = [...this.vars.keys()];
-    let acc: tf.Tensor[] | undefined;
+    let acc: (tf.Tensor | undefined)[] | undefined;
     let lossSum = 0;
     for (let start = 0; start < batch.n; start += this.options.microBatch) {
       const m = Math.min(this.options.microBatch, batch.n - start);
@@ -72,13 +72,18 @@ export class Trainer {
       });
       lossSum += value.dataSync()[0];
       value.dispose();
-      const g = names.map((nm) => grads[this.vars.get(nm)!.name]);
+      // a parameter the variant does not use gets no gradient: treat it as zero
+      const g: (tf.Tensor | undefined)[] = names.map((nm) => grads[this.vars.get(nm)!.name]);
       if (!acc) acc = g;
       else {
-        const next = acc.map((a, i) => tf.add(a, g[i]));
-        for (const t of acc) t.dispose();
-        for (const t of g) t.dispose();
-        acc = next;
+        const prev = acc;
+        acc = prev.map((a, i) => (a && g[i] ? tf.add(a, g[i]!) : (a ?? g[i])));
+        prev.forEach((a, i) => {
+          if (a && g[i]) {
+            a.dispose();
+            g[i]!.dispose();
+          }
+        });
       }
     }
     const gradMap = new Map<string, tf.Tensor>();
@@ -86,7 +91,7 @@ export class Trainer {
       if (acc?.[i]) gradMap.set(nm, acc[i]);
     });
     this.optimizer.apply(gradMap, lr);
-    for (const t of acc ?? []) t.dispose();
+    for (const t of acc ?? []) t?.dispose();
     return lossSum;
   }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -14,8 +14,17 @@ export const COLOURS: Record<string, [number, number, number]> = {
 };
 export const SHAPES = ['square', 'circle', 'stripe'] as const;
 
+const made: string[] = [];
+
+/** A fresh temp folder; `removeTempDirs` deletes every one this process made. */
 export function tempDir(prefix = 'retformer-kb-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 /** A 32x32 RGBA PNG: a coloured shape on a transparent background, with a little seeded noise. */

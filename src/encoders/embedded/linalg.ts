@@ -116,41 +116,33 @@ export function symmetricEigen(input: ArrayLike<number>, n: number): SymEigen {
   return { values, vectors };
 }
 
-/** Orthonormalise the columns of Y [d, r] (Cholesky-QR applied twice); returns a new matrix. */
+/**
+ * Orthonormalise the columns of Y [d, r] by modified Gram-Schmidt in float64, twice (robust where a
+ * Cholesky-QR in float32 loses the small directions). Columns that vanish stay zero.
+ */
 export function orthonormalizeColumns(y: Float32Array, d: number, r: number): Float32Array {
-  let q = y;
-  for (let pass = 0; pass < 2; pass++) {
-    const g = gram(q, d, r); // [r, r]
-    const rInv = invertUpperCholesky(g, r);
-    q = matmul(q, rInv, d, r, r);
-  }
-  return q;
-}
-
-/** Given SPD G [r, r] = R^T R, return R^{-1} (upper triangular) as float32; a tiny ridge keeps it defined. */
-function invertUpperCholesky(g: Float32Array, r: number): Float32Array {
-  let trace = 0;
-  for (let i = 0; i < r; i++) trace += g[i * r + i];
-  const ridge = (1e-7 * trace) / r + 1e-30;
-  const l = new Float64Array(r * r); // lower, G = L L^T, R = L^T
-  for (let i = 0; i < r; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = g[i * r + j] + (i === j ? ridge : 0);
-      for (let k = 0; k < j; k++) s -= l[i * r + k] * l[j * r + k];
-      l[i * r + j] = i === j ? Math.sqrt(Math.max(s, ridge)) : s / l[j * r + j];
+  const cols = Array.from({ length: r }, (_, j) => {
+    const c = new Float64Array(d);
+    for (let i = 0; i < d; i++) c[i] = y[i * r + j];
+    return c;
+  });
+  for (let j = 0; j < r; j++) {
+    const cj = cols[j];
+    const before = Math.sqrt(cj.reduce((s, v) => s + v * v, 0));
+    for (let pass = 0; pass < 2; pass++) {
+      for (let k = 0; k < j; k++) {
+        const ck = cols[k];
+        let dot = 0;
+        for (let i = 0; i < d; i++) dot += ck[i] * cj[i];
+        for (let i = 0; i < d; i++) cj[i] -= dot * ck[i];
+      }
     }
+    const norm = Math.sqrt(cj.reduce((s, v) => s + v * v, 0));
+    const scale = norm > 1e-10 * before && norm > 0 ? 1 / norm : 0;
+    for (let i = 0; i < d; i++) cj[i] *= scale;
   }
-  // invert L (lower) by forward substitution, then R^{-1} = (L^{-1})^T
-  const li = new Float64Array(r * r);
-  for (let col = 0; col < r; col++) {
-    for (let i = col; i < r; i++) {
-      let s = i === col ? 1 : 0;
-      for (let k = col; k < i; k++) s -= l[i * r + k] * li[k * r + col];
-      li[i * r + col] = s / l[i * r + i];
-    }
-  }
-  const out = new Float32Array(r * r);
-  for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) out[i * r + j] = li[j * r + i];
+  const out = new Float32Array(d * r);
+  for (let j = 0; j < r; j++) for (let i = 0; i < d; i++) out[i * r + j] = cols[j][i];
   return out;
 }
 
@@ -167,7 +159,7 @@ export interface TopEigen {
  */
 export function topEigen(apply: (q: Float32Array, cols: number) => Float32Array, d: number, r: number, rng: Rng, iterations = 6): TopEigen {
   const rr = Math.min(d, r + 16); // oversampling
-  let q = new Float32Array(d * rr);
+  let q: Float32Array = new Float32Array(d * rr);
   for (let i = 0; i < q.length; i++) q[i] = rng.normal();
   q = orthonormalizeColumns(q, d, rr);
   for (let it = 0; it < iterations; it++) q = orthonormalizeColumns(apply(q, rr), d, rr);

@@ -26,8 +26,8 @@ export const DECODE_CONCURRENCY = 8;
 export const FEATURE_BATCH = 128;
 
 /** Decode pictures to unit floats [size*size*3] each, flattened onto white and resized (errors name the file). */
-export async function decodePictures(sources: readonly ImageSource[], c: ImageFeatureConfig): Promise<Float32Array[]> {
-  return mapConcurrent(sources, DECODE_CONCURRENCY, async (src) => {
+export async function decodePictures(sources: readonly ImageSource[], c: ImageFeatureConfig, concurrency = DECODE_CONCURRENCY): Promise<Float32Array[]> {
+  return mapConcurrent(sources, concurrency, async (src) => {
     const img = await decodeImage(src, { size: c.size, kernel: 'linear' });
     return toUnitFloats(img.data);
   });
@@ -53,9 +53,9 @@ export function samplePatches(pictures: readonly Float32Array[], c: ImageFeature
   return out;
 }
 
-export function fitDictionary(pictures: readonly Float32Array[], c: ImageFeatureConfig, patches: number, rng: Rng): PatchDictionary {
+export function fitDictionary(pictures: readonly Float32Array[], c: ImageFeatureConfig, patches: number, rng: Rng, iterations = 10): PatchDictionary {
   const sample = samplePatches(pictures, c, patches, rng.fork());
-  return fitPatchDictionary(sample, patches, c, rng.fork());
+  return fitPatchDictionary(sample, patches, c, rng.fork(), iterations);
 }
 
 /** Features of decoded pictures, [n, featureDim]. */
