@@ -66,7 +66,7 @@ test('search: image-to-image, image-to-text, text-to-text, exclusion, batch, agr
   const metas = await kb.meta(rows);
   const mem = new MemoryKnowledgeBase(kb.manifest.encoder, metas.map((meta, i) => ({ meta, imageVector: all.subarray(i * 128, (i + 1) * 128), textVector: all.subarray(i * 128, (i + 1) * 128) })));
   const exclude = metas.map((m) => new Set([m.id]));
-  const got = await kb.search(all, { k: 4, queryEncoderId: enc.id, excludeIds: exclude });
+  const got = await kb.search(all, { k: 4, queryEncoderId: enc.id, excludeIds: exclude, ef: 256 });
   const want = await mem.search(all, { k: 4, queryEncoderId: enc.id, excludeIds: exclude });
   assert.equal(got.length, 45);
   got.forEach((list, i) => {

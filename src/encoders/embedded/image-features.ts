@@ -38,7 +38,7 @@ export const DEFAULT_IMAGE_FEATURES: ImageFeatureConfig = {
   patch: 6,
   stride: 2,
   centroids: 256,
-  weights: { thumb: 1, hist: 1, hog: 1, patches: 1 },
+  weights: { thumb: 0.5, hist: 0.3, hog: 1, patches: 2.5 },
 };
 
 export function handcraftedDim(c: ImageFeatureConfig): number {
