@@ -155,6 +155,14 @@ describe('embedded encoder', () => {
     );
   });
 
+  it('fits larger KBs on a seeded sample of maxFitPairs pairs, deterministically', async () => {
+    const config = { ...SMALL, maxFitPairs: 20 };
+    const a = await fitEmbeddedEncoder(pairs, { seed: 5, quiet: true, config });
+    const b = await fitEmbeddedEncoder(pairs, { seed: 5, quiet: true, config });
+    assert.equal(a.id, b.id);
+    assert.notEqual(a.id, (await fitEmbeddedEncoder(pairs, { seed: 5, quiet: true, config: SMALL })).id);
+  });
+
   it('refuses to fit on fewer than two pairs', async () => {
     await assert.rejects(fitEmbeddedEncoder(pairs.slice(0, 1), { seed: 1, quiet: true, config: SMALL }), RetformerError);
   });

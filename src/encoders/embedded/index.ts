@@ -27,6 +27,7 @@ export const DEFAULT_EMBEDDED_CONFIG: EmbeddedConfig = {
   space: DEFAULT_SHARED_SPACE,
   dictionaryPatches: 50_000,
   kmeansIterations: 10,
+  maxFitPairs: 20_000,
 };
 
 /** Descriptor stored in the KB manifest. */
@@ -94,13 +95,22 @@ class EmbeddedEncoder implements Encoder {
  * sampling, k-means initialisation and subspace iterations; single-threaded products.
  */
 export async function fitEmbeddedEncoder(
-  pairs: readonly FitPair[],
+  allPairs: readonly FitPair[],
   options: { seed: number; quiet?: boolean; config?: Partial<EmbeddedConfig> },
 ): Promise<Encoder> {
   const config: EmbeddedConfig = { ...DEFAULT_EMBEDDED_CONFIG, ...options.config };
-  if (pairs.length < 2) throw new RetformerError(`the embedded encoder needs at least 2 image-text pairs to fit, got ${pairs.length}`);
+  if (allPairs.length < 2) throw new RetformerError(`the embedded encoder needs at least 2 image-text pairs to fit, got ${allPairs.length}`);
   await initWasm();
   const rng = new Rng(options.seed);
+  const pairs =
+    allPairs.length <= config.maxFitPairs
+      ? allPairs
+      : rng
+          .fork()
+          .shuffle(Array.from({ length: allPairs.length }, (_, i) => i))
+          .slice(0, config.maxFitPairs)
+          .sort((a, b) => a - b)
+          .map((i) => allPairs[i]);
   const n = pairs.length;
   const progress = startProgress('fit embedded encoder', 2 * n + 3, { unit: 'step', quiet: options.quiet });
   const pictures: Float32Array[] = [];

@@ -26,6 +26,8 @@ export interface EmbeddedConfig {
   /** Patches sampled from the KB pictures to fit the dictionary. */
   dictionaryPatches: number;
   kmeansIterations: number;
+  /** Larger KBs are fitted on a seeded sample of this many pairs (bounds memory and time). */
+  maxFitPairs: number;
 }
 
 export interface EmbeddedState {
@@ -62,6 +64,7 @@ const configSchema = z.object({
   }),
   dictionaryPatches: z.number().int().min(1),
   kmeansIterations: z.number().int().min(0),
+  maxFitPairs: z.number().int().min(2),
 });
 
 const headerSchema = z.object({
