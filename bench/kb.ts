@@ -92,7 +92,7 @@ log('KB build (image + text indexes) ...');
 t = performance.now();
 {
   const kb = await FileKnowledgeBase.open(kbDir);
-  const tx = await kb.beginAdd({ allowNewLabels: true });
+  const tx = await kb.beginAdd({ allowNewLabels: true, indexThreads: 0 });
   const batch = 10_000;
   for (let s = 0; s < n; s += batch) {
     const pairs: EmbeddedPair[] = [];

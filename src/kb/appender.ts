@@ -10,6 +10,12 @@ import type { EmbeddedPair } from './types.ts';
 export interface AppendOptions {
   /** Accept labels the KB has not seen (default: refuse them as "unknown label"). */
   allowNewLabels?: boolean;
+  /**
+   * Threads for inserting into the HNSW indexes. 1 (default) builds the same graph on every run,
+   * so searches (and everything downstream: training, kNN vote) reproduce; 0 uses every core,
+   * faster for large KBs but the graph then depends on thread scheduling.
+   */
+  indexThreads?: number;
 }
 
 /** Says where pair i came from in error messages, e.g. "pairs.csv:12". */
@@ -87,8 +93,9 @@ export class KbAppender {
     writeAll(this.fds.metaIndex, new Uint8Array(ends.buffer), this.rows * 8);
     const keys = new BigUint64Array(n);
     for (let i = 0; i < n; i++) keys[i] = BigInt(this.rows + i);
-    this.imageIndex.add(keys, image, 0);
-    this.textIndex.add(keys, text, 0);
+    const threads = this.options.indexThreads ?? 1;
+    this.imageIndex.add(keys, image, threads);
+    this.textIndex.add(keys, text, threads);
     pairs.forEach((p, i) => {
       this.liveIds.set(p.meta.id, this.rows + i);
       if (p.meta.label !== undefined) this.labels.add(p.meta.label);

@@ -19,6 +19,8 @@ export interface BuildOptions {
   seed?: number;
   /** Pairs embedded per batch (bounds memory). */
   batchSize?: number;
+  /** HNSW insertion threads: 1 (default) reproducible, 0 all cores. */
+  indexThreads?: number;
   quiet?: boolean;
 }
 
@@ -52,7 +54,7 @@ export async function buildKnowledgeBase(opts: BuildOptions): Promise<FileKbMani
     if (descriptor.dim !== encoder.dim || descriptor.id !== encoder.id) throw new Error(`encoder descriptor (${descriptor.id}, ${descriptor.dim}) disagrees with the encoder (${encoder.id}, ${encoder.dim})`);
     initKbFolder(tmp, descriptor, checksumDir(encoderDir));
     const kb = await FileKnowledgeBase.open(tmp);
-    const tx = await kb.beginAdd({ allowNewLabels: true });
+    const tx = await kb.beginAdd({ allowNewLabels: true, indexThreads: opts.indexThreads });
     abort = tx.abort;
     const progress = startProgress('kb build', rows.length, { unit: 'pair', quiet: opts.quiet });
     try {

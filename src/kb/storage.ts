@@ -20,14 +20,7 @@ export function writeAll(fd: number, buf: Uint8Array, position: number): void {
   while (done < buf.byteLength) done += writeSync(fd, buf, done, buf.byteLength - done, position + done);
 }
 
-export function fsyncFile(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+export { fsyncPath as fsyncFile } from '../util/fs.ts';
 
 export function vectorFileName(modality: Modality): string {
   return modality === 'image' ? KB_FILES.imageVectors : KB_FILES.textVectors;

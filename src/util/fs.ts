@@ -1,15 +1,17 @@
 import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-/** fsync a directory so that a rename inside it survives a crash. */
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
+/** fsync a file or a directory (a directory, so that a rename inside it survives a crash). */
+export function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
 }
+
+export const fsyncDir = fsyncPath;
 
 /**
  * Write a file so that readers see either the old content or the new, never a torn one:

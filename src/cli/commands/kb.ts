@@ -28,6 +28,7 @@ const buildSchema = z.object({
   encoder: z.string().default('embedded'),
   seed: intOpt(0).default(0),
   batchSize: intOpt(1).default(DEFAULT_BATCH_SIZE),
+  threads: intOpt(0).default(1),
   quiet: z.boolean().default(false),
   json: z.boolean().default(false),
 });
@@ -37,6 +38,7 @@ const addSchema = z.object({
   pairs: z.string(),
   allowNewLabels: z.boolean().default(false),
   batchSize: intOpt(1).default(DEFAULT_BATCH_SIZE),
+  threads: intOpt(0).default(1),
   quiet: z.boolean().default(false),
   json: z.boolean().default(false),
 });
@@ -112,11 +114,12 @@ export function registerKbCommands(program: Command): void {
     .option('--encoder <spec>', 'embedded | pixels | onnx:<dir>[#variant]', 'embedded')
     .option('--seed <n>', 'seed for encoders that fit', '0')
     .option('--batch-size <n>', 'pairs embedded per batch (bounds memory)', String(DEFAULT_BATCH_SIZE))
+    .option('--threads <n>', 'HNSW insertion threads: 1 gives the same index on every run, 0 uses all cores (faster, not reproducible)', '1')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print the manifest as JSON')
     .action(async (raw) => {
       const o = parseOptions(buildSchema, raw);
-      const m = await buildKnowledgeBase({ pairsCsv: o.pairs, out: o.out, encoderSpec: o.encoder, seed: o.seed, batchSize: o.batchSize, quiet: o.quiet || o.json });
+      const m = await buildKnowledgeBase({ pairsCsv: o.pairs, out: o.out, encoderSpec: o.encoder, seed: o.seed, batchSize: o.batchSize, indexThreads: o.threads, quiet: o.quiet || o.json });
       if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else process.stdout.write(`built ${o.out}: ${m.count} pairs, dim ${m.dim}, encoder ${m.encoder.id}\n`);
     });
@@ -127,12 +130,13 @@ export function registerKbCommands(program: Command): void {
     .requiredOption('--pairs <csv>', 'pairs CSV (same format as kb build)')
     .option('--allow-new-labels', 'accept labels the KB has not seen')
     .option('--batch-size <n>', 'pairs embedded per batch', String(DEFAULT_BATCH_SIZE))
+    .option('--threads <n>', 'HNSW insertion threads: 1 gives the same index on every run, 0 uses all cores (faster, not reproducible)', '1')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print the new manifest as JSON')
     .action(async (raw) => {
       const o = parseOptions(addSchema, raw);
       const before = (await openKnowledgeBase(o.kb)).manifest.count;
-      const m = await addPairsCsv(o.kb, o.pairs, { allowNewLabels: o.allowNewLabels, batchSize: o.batchSize, quiet: o.quiet || o.json });
+      const m = await addPairsCsv(o.kb, o.pairs, { allowNewLabels: o.allowNewLabels, batchSize: o.batchSize, indexThreads: o.threads, quiet: o.quiet || o.json });
       if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else process.stdout.write(`added ${m.count - before} pairs to ${o.kb}: ${m.count} pairs, generation ${m.generation}\n`);
     });
