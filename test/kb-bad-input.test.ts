@@ -119,3 +119,26 @@ test('CLI: a bad input is one line on stderr with a non-zero exit', () => {
   }
   assert.ok(!existsSync(join(dir, 'kb-cli')));
 });
+
+test('CLI: a bad --threads value (kb build, train) is one line naming the option', () => {
+  const csv = join(dir, 'cli-threads.csv');
+  writeFileSync(csv, header);
+  const runs: [string[], RegExp][] = [
+    [['kb', 'build', '--pairs', csv, '--encoder', 'pixels', '--out', join(dir, 'kb-threads'), '--threads', '-1'], /--threads/],
+    [['kb', 'build', '--pairs', csv, '--encoder', 'pixels', '--out', join(dir, 'kb-threads'), '--threads', 'many'], /--threads/],
+    [['train', '--train', csv, '--kb', join(dir, 'no-kb'), '--out', join(dir, 'run-threads'), '--threads', '0'], /--threads/],
+  ];
+  for (const [args, pattern] of runs) {
+    try {
+      execFileSync('node', [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RETFORMER_QUIET: '1' } });
+      assert.fail(`expected a non-zero exit: ${args.join(' ')}`);
+    } catch (err) {
+      const e = err as { status: number; stderr: string };
+      assert.equal(e.status, 1, e.stderr);
+      const lines = e.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, e.stderr);
+      assert.match(lines[0], pattern);
+    }
+  }
+  assert.ok(!existsSync(join(dir, 'kb-threads')) && !existsSync(join(dir, 'run-threads')));
+});

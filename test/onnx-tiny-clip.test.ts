@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { END_OF_WORD, END_TOKEN, START_TOKEN, trainBpe } from '../scripts/tiny-clip/bpe.ts';
 import { writeTinyClip } from '../scripts/tiny-clip/index.ts';
-import { float16BitsToNumber, float32ToFloat16Bits, readOnnxInitializers } from '../scripts/tiny-clip/onnx-builder.ts';
+import { float16BitsToNumber, float32ToFloat16Bits, readOnnxInitializers } from '../src/util/onnx-builder.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'retformer-tinyclip-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -5,7 +5,7 @@ import { initParams, paramSpecs } from '../src/model/params.ts';
 import { initTf, tf } from '../src/model/tf.ts';
 import { assembleBatch, drawMixup, type TrainingData } from '../src/train/batch.ts';
 import { logPriorAdjustment, smoothedOneHot, softCrossEntropy } from '../src/train/loss.ts';
-import { learningRate } from '../src/train/optimizer.ts';
+import { AdamW, learningRate } from '../src/train/optimizer.ts';
 import { fetchNeighbourTable, guardNeighbours, retrieveNeighbours } from '../src/train/retrieval.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -118,18 +118,46 @@ test('leakage guard: a training image never retrieves its own pair (same source 
   assert.deepEqual(Array.from(table.texts.subarray(table.index[0] * 8, table.index[0] * 8 + 8)), Array.from(direct));
 });
 
-test('training steps do not leak tensors', () => {
+test('a training step falls the loss on a fixed batch, and micro-batching does not change the update', async () => {
   const config = ModelConfigSchema.parse({ k: 4, width: 8, heads: 2, layers: 2, hidden: 8, adaptive: true });
   const dims = { inputDim: 6, classes: 3 };
-  const trainer = new Trainer(config, dims, initParams(paramSpecs(config, dims), 1), { weightDecay: 0.1, microBatch: 3, logitAdjust: Float32Array.from([0, -1, -2]) });
+  const init = initParams(paramSpecs(config, dims), 1);
   const rng = new Rng(1);
   const r = (len: number) => Float32Array.from({ length: len }, () => rng.normal());
   const batch = { n: 7, query: r(7 * 6), imageTokens: r(7 * 5 * 6), neighbourTexts: r(7 * 4 * 6), targets: smoothedOneHot([0, 1, 2, 0, 1, 2, 0], 3, 0.1) };
-  trainer.step(batch, 1e-3);
-  const before = tf.memory().numTensors;
+  const opts = { weightDecay: 0.1, logitAdjust: Float32Array.from([0, -1, -2]) };
+  const micro = new Trainer(config, dims, init, { ...opts, microBatch: 3 });
+  const whole = new Trainer(config, dims, init, { ...opts, microBatch: 7 });
   const losses = [];
-  for (let i = 0; i < 5; i++) losses.push(trainer.step(batch, 1e-2));
-  assert.equal(tf.memory().numTensors, before);
-  assert.ok(losses[4] < losses[0], `loss should fall on a fixed batch: ${losses}`);
-  trainer.dispose();
+  for (let i = 0; i < 6; i++) {
+    losses.push(await micro.step(batch, 1e-2));
+    await whole.step(batch, 1e-2);
+  }
+  assert.ok(losses[5] < losses[0], `loss should fall on a fixed batch: ${losses}`);
+  const a = micro.values();
+  const b = whole.values();
+  for (const [name, p] of a) for (let i = 0; i < p.data.length; i++) assert.ok(Math.abs(p.data[i] - b.get(name)!.data[i]) < 1e-4, name);
+  // the initial values are untouched (the trainer works on its own copy)
+  assert.notDeepEqual(Array.from(a.get('head.w')!.data), Array.from(init.get('head.w')!.data));
+  assert.equal(micro.optimizerState().step, 6);
+  await micro.dispose();
+  await whole.dispose();
+});
+
+test('AdamW: one step by hand, decay only on matrices', () => {
+  const params = new Map([
+    ['w', { shape: [2], data: Float32Array.from([1, -2]) }],
+    ['b', { shape: [1], data: Float32Array.from([0.5]) }],
+  ]);
+  const opt = new AdamW(params, new Set(['w']), { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1 });
+  opt.apply(new Map([['w', Float32Array.from([0.2, -0.4])], ['b', Float32Array.from([1])]]), 0.01);
+  // step 1: m^ = g, v^ = g^2, so the Adam term is sign(g)
+  assert.ok(Math.abs(params.get('w')!.data[0] - (1 - 0.01 * (1 + 0.1 * 1))) < 1e-6);
+  assert.ok(Math.abs(params.get('w')!.data[1] - (-2 - 0.01 * (-1 + 0.1 * -2))) < 1e-6);
+  assert.ok(Math.abs(params.get('b')!.data[0] - (0.5 - 0.01)) < 1e-6, 'no decay on b');
+  const st = opt.state();
+  const again = new AdamW(new Map([...params].map(([k, p]) => [k, { shape: p.shape, data: p.data.slice() }])), new Set(['w']), { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1 });
+  again.load(st);
+  assert.equal(again.step, 1);
+  assert.deepEqual(again.state().m.get('w'), st.m.get('w'));
 });

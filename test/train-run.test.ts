@@ -83,10 +83,10 @@ test('loadRun predicts with attention over the neighbours; adaptive runs report 
   }
 });
 
-test('single-query predictions (plain-TS path) equal batched tfjs predictions', async () => {
+test('single-query predictions equal batched predictions (one graph per row count)', async () => {
   for (const dir of ['a', 'ad']) {
     const batched = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder });
-    const single = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder, fastPathMax: 8 });
+    const single = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder, batchSize: 1 });
     const all = await batched.predict(problem.testEmbeddings);
     for (let i = 0; i < all.length; i++) {
       const [one] = await single.predict(problem.testEmbeddings.subarray(i * problem.dim, (i + 1) * problem.dim));
@@ -104,14 +104,11 @@ test('single-query predictions (plain-TS path) equal batched tfjs predictions', 
   }
 });
 
-test('every variant, plain and adaptive, trains without leaking tensors and predicts', async () => {
-  const { tf } = await import('../src/model/tf.ts');
+test('every variant, plain and adaptive, trains and predicts', async () => {
   for (const variant of ['full', 'no-text', 'no-image', 'image-only', 'mlp-only']) {
     for (const adaptive of variant === 'mlp-only' ? [false] : [false, true]) {
       const dir = `v-${variant}-${adaptive}`;
-      const before = tf.memory().numTensors;
       await run(dir, { ...base, epochs: 1, variant, adaptive });
-      assert.equal(tf.memory().numTensors, before, `${dir}: tensors leaked`);
       const loaded = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder });
       const preds = await loaded.predict(problem.testEmbeddings.subarray(0, 2 * problem.dim));
       await loaded.close();

@@ -1,5 +1,5 @@
 import { Rng } from '../../src/util/rng.ts';
-import { ElemType, OnnxGraphBuilder, type WeightPrecision } from './onnx-builder.ts';
+import { ElemType, OnnxGraphBuilder, type WeightPrecision } from '../../src/util/onnx-builder.ts';
 
 /** Sizes of the tiny CLIP. Both towers share width, heads and MLP size (as CLIP ViT-B does). */
 export interface TinyClipSizes {
@@ -165,6 +165,7 @@ export function buildVisionModel(weights: Weights, sizes: TinyClipSizes, precisi
     'tiny_clip_vision',
     [{ name: 'pixel_values', elemType: ElemType.FLOAT, dims: ['batch_size', 3, sizes.imageSize, sizes.imageSize] }],
     [{ name: 'image_embeds', elemType: ElemType.FLOAT, dims: ['batch_size', sizes.projectionDim] }],
+    'retformer-tiny-clip',
   );
 }
 
@@ -191,5 +192,6 @@ export function buildTextModel(weights: Weights, sizes: TinyClipSizes, precision
     'tiny_clip_text',
     [{ name: 'input_ids', elemType: ElemType.INT64, dims: ['batch_size', 'sequence_length'] }],
     [{ name: 'text_embeds', elemType: ElemType.FLOAT, dims: ['batch_size', sizes.projectionDim] }],
+    'retformer-tiny-clip',
   );
 }

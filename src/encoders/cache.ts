@@ -31,12 +31,10 @@ export class EmbeddingCache {
         const tab = line.lastIndexOf('\t');
         if (tab < 0) continue;
         const row = Number(line.slice(tab + 1));
-        if (Number.isInteger(row) && row < stored) {
-          this.rows.set(line.slice(0, tab), row);
-          this.count = Math.max(this.count, row + 1);
-        }
+        if (Number.isInteger(row) && row < stored) this.rows.set(line.slice(0, tab), row);
       }
     }
+    // new rows append after every stored vector (a key line lost in a crash only costs a re-embed)
     this.count = stored;
   }
 

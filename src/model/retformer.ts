@@ -2,7 +2,9 @@ import { type ModelConfig, type ModelDims, usesRetrieval } from './config.ts';
 import { gelu, layerNorm, matMul, matMulConstInput, tf } from './tf.ts';
 
 /**
- * The RetFormer forward pass in tfjs (used for training and batched inference).
+ * The RetFormer forward pass in tfjs: the readable reference. Training and inference run the same
+ * maths as ONNX graphs (`onnx/retformer-graph.ts`, ~10x faster here); the tests hold those graphs'
+ * outputs and gradients to this forward and to tfjs autodiff.
  *
  *   L_I = MLP(z)                                     // branch 1: [n, C]
  *   E_I = [z; neighbour images], E_T = [0; neighbour texts]   // [n, k+1, D] each

@@ -1,23 +1,6 @@
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
+import { initTf, tf } from '../util/tfjs.ts';
 
-export { tf };
-
-let ready: Promise<void> | undefined;
-
-/**
- * Initialise tfjs on the wasm backend once per process (single-threaded in Node; ~25 GFLOP/s for
- * plain 2-D matMul, ten times the pure-JS cpu backend).
- */
-export function initTf(): Promise<void> {
-  ready ??= (async () => {
-    tf.env().set('IS_NODE', true);
-    const ok = await tf.setBackend('wasm');
-    if (!ok) throw new Error('tfjs wasm backend failed to initialise');
-    await tf.ready();
-  })();
-  return ready;
-}
+export { initTf, tf };
 
 /**
  * matMul whose gradient materialises the transposes instead of using matMul's transpose flags

@@ -25,6 +25,8 @@ export const TrainConfigSchema = z
     /** Mixup Beta(alpha, alpha); 0 disables Mixup. */
     mixupAlpha: z.number().min(0).max(100).default(0.8),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+    /** ONNX Runtime intra-op threads for training; 1 gives bit-reproducible runs and leaves cores to parallel jobs. */
+    threads: z.number().int().min(1).max(64).default(1),
     /** Extra neighbours searched so that k remain after the leakage guard drops the query's own pair. */
     retrievalExtra: z.number().int().min(0).max(1024).default(8),
   })

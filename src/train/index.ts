@@ -8,7 +8,6 @@ import { openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase } from '../kb/types.ts';
 import { type ModelConfig, usesRetrieval } from '../model/config.ts';
 import { checkParams, initParams, loadParams, paramSpecs, saveParams } from '../model/params.ts';
-import { initTf } from '../model/tf.ts';
 import { readCsv } from '../util/csv.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
@@ -190,7 +189,6 @@ export function modelConfigOf(config: TrainConfig): ModelConfig {
 }
 
 async function trainLoop(runDir: string, config: TrainConfig, data: TrainingData, counts: number[], resuming: boolean, options: TrainRunOptions): Promise<{ samplesPerSecond: number }> {
-  await initTf();
   const model = modelConfigOf(config);
   const dims = { inputDim: data.dim, classes: data.classes };
   const specs = paramSpecs(model, dims);
@@ -210,6 +208,7 @@ async function trainLoop(runDir: string, config: TrainConfig, data: TrainingData
     weightDecay: config.weightDecay,
     microBatch: config.microBatch,
     logitAdjust: config.loss === 'lace' ? logPriorAdjustment(counts, config.lacTau) : undefined,
+    threads: config.threads,
   });
   if (moments) {
     const m = new Map([...moments.m].map(([k, v]) => [k, v.data]));
@@ -238,7 +237,7 @@ async function trainLoop(runDir: string, config: TrainConfig, data: TrainingData
         const idx = order.slice(s * config.batchSize, (s + 1) * config.batchSize);
         const batch = assembleBatch(data, idx, config.labelSmoothing, drawMixup(mixRng, idx.length, config.mixupAlpha));
         lr = learningRate(step, config.lr, warmupSteps, totalSteps);
-        const loss = trainer.step(batch, lr);
+        const loss = await trainer.step(batch, lr);
         step++;
         lossSum += loss * idx.length;
         bar.tick(idx.length, { loss: loss.toFixed(4), lr: lr.toExponential(2) });
@@ -254,7 +253,7 @@ async function trainLoop(runDir: string, config: TrainConfig, data: TrainingData
     }
     saveParams(join(runDir, RUN_FILES.model), trainer.values(), 'weights');
   } finally {
-    trainer.dispose();
+    await trainer.dispose();
   }
   return { samplesPerSecond: trainedSeconds > 0 ? trainedSamples / trainedSeconds : 0 };
 }
@@ -266,7 +265,7 @@ function saveCheckpoint(ckDir: string, runDir: string, trainer: Trainer, epoch: 
   mkdirSync(folder, { recursive: true });
   saveParams(folder, trainer.values(), 'weights');
   const st = trainer.optimizerState();
-  const shapes = new Map([...trainer.vars].map(([k, v]) => [k, [...v.shape]]));
+  const shapes = new Map([...trainer.params].map(([k, p]) => [k, p.shape]));
   saveParams(folder, new Map([...st.m].map(([k, d]) => [k, { shape: shapes.get(k)!, data: d }])), 'adam-m');
   saveParams(folder, new Map([...st.v].map(([k, d]) => [k, { shape: shapes.get(k)!, data: d }])), 'adam-v');
   const state: CheckpointState = { epoch, step, folder: folderName };

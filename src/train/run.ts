@@ -3,10 +3,8 @@ import type { Encoder } from '../encoders/types.ts';
 import { openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase, Neighbour } from '../kb/types.ts';
 import { type ModelConfig, type ModelDims, usesRetrieval } from '../model/config.ts';
-import { QueryForward } from '../model/infer.ts';
-import { checkParams, loadParams, paramSpecs, toVariables } from '../model/params.ts';
-import { forward } from '../model/retformer.ts';
-import { initTf, tf } from '../model/tf.ts';
+import { ForwardGraph } from '../model/onnx/session.ts';
+import { checkParams, loadParams, paramSpecs } from '../model/params.ts';
 import { RetformerError } from '../util/errors.ts';
 import { parseTrainConfig } from './config.ts';
 import { modelConfigOf } from './index.ts';
@@ -19,12 +17,8 @@ export interface LoadRunOptions {
   encoder?: Encoder;
   /** Rows per forward pass (default 128). */
   batchSize?: number;
-  /**
-   * Batches up to this many queries run through the plain-TypeScript forward instead of tfjs
-   * (default 0: at d = 64 tfjs-wasm measured 3.7 ms CPU per single query vs 8.8 ms for plain TS;
-   * the TS path only pays off at d <= 32).
-   */
-  fastPathMax?: number;
+  /** ONNX Runtime intra-op threads (default 1). */
+  threads?: number;
 }
 
 /** Inputs of the model for n queries, laid out as the forward expects. */
@@ -99,11 +93,8 @@ export async function loadRun(runDir: string, options: LoadRunOptions = {}): Pro
   }
   if (kb.encoderId !== kbInfo.encoderId) throw new RetformerError(`${kbInfo.dir ?? 'KB'}: encoder "${kb.encoderId}" differs from the run's "${kbInfo.encoderId}" (${join(dir, RUN_FILES.kb)})`);
   if (encoder.id !== kbInfo.encoderId) throw new RetformerError(`encoder "${encoder.id}" differs from the run's "${kbInfo.encoderId}"`);
-  await initTf();
-  const params = toVariables(values);
+  const graph = new ForwardGraph(model, dims, values, { threads: options.threads });
   const batchSize = options.batchSize ?? 128;
-  const fastPathMax = options.fastPathMax ?? 0;
-  const fast = new QueryForward(model, dims, values);
   const theKb = kb;
   const theEncoder = encoder;
   const { k } = model;
@@ -125,44 +116,13 @@ export async function loadRun(runDir: string, options: LoadRunOptions = {}): Pro
         const slot = new Map(rows.map((r, i) => [r, i]));
         const images = rows.length > 0 ? await theKb.vectors(rows, 'image') : new Float32Array(0);
         const texts = rows.length > 0 ? await theKb.vectors(rows, 'text') : new Float32Array(0);
-        if (m <= fastPathMax) {
-          for (let i = 0; i < m; i++) {
-            const nb = neighbours[i];
-            const img = new Float32Array(nb.length * D);
-            const txt = new Float32Array(nb.length * D);
-            nb.forEach((x, j) => {
-              const u = slot.get(x.row)!;
-              img.set(images.subarray(u * D, (u + 1) * D), j * D);
-              txt.set(texts.subarray(u * D, (u + 1) * D), j * D);
-            });
-            const r = fast.run(q.subarray(i * D, (i + 1) * D), nb.map((x) => x.row), img, txt);
-            out.push(toPrediction(r.logits, nb, r.attention.slice(0, nb.length), r.gate));
-          }
-          continue;
-        }
         batch = buildPredictBatch(q, neighbours, k, D, { slot, images, texts });
-      } else if (m <= fastPathMax) {
-        for (let i = 0; i < m; i++) out.push(toPrediction(fast.run(q.subarray(i * D, (i + 1) * D), [], new Float32Array(0), new Float32Array(0)).logits, [], new Float32Array(0)));
-        continue;
       }
-      const [logits, attention, gate] = tf.tidy(() => {
-        const o = forward(params, model, dims, {
-          query: tf.tensor2d(batch.query, [m, D]),
-          imageTokens: usesRetrieval(model) ? tf.tensor2d(batch.imageTokens, [m * (k + 1), D]) : undefined,
-          neighbourTexts: usesRetrieval(model) ? tf.tensor2d(batch.neighbourTexts, [m * k, D]) : undefined,
-        }, { attention: true });
-        return [o.logits, o.attention, o.gate] as const;
-      });
-      const L = logits.dataSync() as Float32Array;
-      const A = attention ? (attention.dataSync() as Float32Array) : undefined;
-      const G = gate ? (gate.dataSync() as Float32Array) : undefined;
-      logits.dispose();
-      attention?.dispose();
-      gate?.dispose();
+      const { logits: L, attention: A, gate: G } = await graph.run({ n: m, ...batch });
       const C = classes.length;
       for (let i = 0; i < m; i++) {
         const count = neighbours[i].length;
-        const att = A ? A.slice(i * k, i * k + count) : new Float32Array(0); // [count]
+        const att = A.length > 0 ? A.slice(i * k, i * k + count) : new Float32Array(0); // [count]
         out.push(toPrediction(L.subarray(i * C, (i + 1) * C), neighbours[i], att, G?.[i]));
       }
     }
@@ -178,7 +138,7 @@ export async function loadRun(runDir: string, options: LoadRunOptions = {}): Pro
     encoder: theEncoder,
     predict,
     async close() {
-      for (const v of params.values()) v.dispose();
+      await graph.release();
       if (ownEncoder) await theEncoder.close();
       if (ownKb) await theKb.close();
     },

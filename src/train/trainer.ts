@@ -1,8 +1,6 @@
 import { type ModelConfig, type ModelDims, usesRetrieval } from '../model/config.ts';
-import { type ParamValues, fromVariables, paramSpecs, toVariables } from '../model/params.ts';
-import { forward } from '../model/retformer.ts';
-import { tf } from '../model/tf.ts';
-import { softCrossEntropy } from './loss.ts';
+import { TrainGraph } from '../model/onnx/session.ts';
+import { type ParamValues, paramSpecs } from '../model/params.ts';
 import { AdamW, type AdamWState } from './optimizer.ts';
 
 /** One optimizer batch on the host, already mixed (Mixup) and with soft targets. */
@@ -20,17 +18,22 @@ export interface HostBatch {
 
 export interface TrainerOptions {
   weightDecay: number;
-  /** Rows per forward/backward pass (gradients are accumulated over the batch); the wasm heap stops at 4 GB. */
+  /** Rows per forward/backward pass; gradients are summed over the batch's micro-batches. */
   microBatch: number;
   /** LACE term tau_la * log(prior): [C], or undefined for plain CE. */
   logitAdjust?: Float32Array;
+  /** ONNX Runtime intra-op threads (default 1). */
+  threads?: number;
 }
 
-/** Holds the variables and optimizer of one model; one `step` = one AdamW update over a (micro-batched) batch. */
+/**
+ * Holds the parameters (host arrays) and AdamW state of one model; one `step` = one AdamW update
+ * over a batch, whose forward, loss and backward run as one ONNX Runtime graph per micro-batch.
+ */
 export class Trainer {
-  readonly vars: Map<string, tf.Variable>;
+  readonly params: ParamValues;
   readonly optimizer: AdamW;
-  private readonly adjust?: tf.Tensor1D;
+  private readonly graph: TrainGraph;
 
   constructor(
     readonly config: ModelConfig,
@@ -38,74 +41,56 @@ export class Trainer {
     initial: ParamValues,
     private readonly options: TrainerOptions,
   ) {
-    this.vars = toVariables(initial);
+    this.params = new Map([...initial].map(([k, p]) => [k, { shape: [...p.shape], data: p.data.slice() }]));
     const decay = new Set(
       paramSpecs(config, dims)
         .filter((s) => s.decay)
         .map((s) => s.name),
     );
-    this.optimizer = new AdamW(this.vars, decay, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: options.weightDecay });
-    if (options.logitAdjust) this.adjust = tf.tensor1d(options.logitAdjust);
+    this.optimizer = new AdamW(this.params, decay, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: options.weightDecay });
+    this.graph = new TrainGraph(config, dims, { logitAdjust: options.logitAdjust, threads: options.threads });
   }
 
   /** Forward + backward over the batch in micro-batches, then one AdamW update. Returns the batch's mean loss. */
-  step(batch: HostBatch, lr: number): number {
+  async step(batch: HostBatch, lr: number): Promise<number> {
     const { inputDim: D, classes: C } = this.dims;
     const k = this.config.k;
     const retrieval = usesRetrieval(this.config);
-    const varList = [...this.vars.values()];
-    const names = [...this.vars.keys()];
-    let acc: (tf.Tensor | undefined)[] | undefined;
-    let lossSum = 0;
+    let acc: Map<string, Float32Array> | undefined;
+    let loss = 0;
     for (let start = 0; start < batch.n; start += this.options.microBatch) {
-      const m = Math.min(this.options.microBatch, batch.n - start);
-      const weight = m / batch.n;
-      const { value, grads } = tf.tidy(() => {
-        const query = tf.tensor2d(batch.query.subarray(start * D, (start + m) * D), [m, D]);
-        const targets = tf.tensor2d(batch.targets.subarray(start * C, (start + m) * C), [m, C]);
-        const imageTokens = retrieval ? tf.tensor2d(batch.imageTokens.subarray(start * (k + 1) * D, (start + m) * (k + 1) * D), [m * (k + 1), D]) : undefined;
-        const neighbourTexts = retrieval ? tf.tensor2d(batch.neighbourTexts.subarray(start * k * D, (start + m) * k * D), [m * k, D]) : undefined;
-        return tf.variableGrads(() => {
-          const { logits } = forward(this.vars, this.config, this.dims, { query, imageTokens, neighbourTexts });
-          return tf.mul(softCrossEntropy(logits, targets, this.adjust), weight) as tf.Scalar;
-        }, varList);
-      });
-      lossSum += value.dataSync()[0];
-      value.dispose();
-      // a parameter the variant does not use gets no gradient: treat it as zero
-      const g: (tf.Tensor | undefined)[] = names.map((nm) => grads[this.vars.get(nm)!.name]);
-      if (!acc) acc = g;
+      const end = Math.min(batch.n, start + this.options.microBatch);
+      const micro = {
+        n: end - start,
+        query: batch.query.subarray(start * D, end * D),
+        imageTokens: retrieval ? batch.imageTokens.subarray(start * (k + 1) * D, end * (k + 1) * D) : batch.imageTokens,
+        neighbourTexts: retrieval ? batch.neighbourTexts.subarray(start * k * D, end * k * D) : batch.neighbourTexts,
+      };
+      const r = await this.graph.run(this.params, micro, batch.targets.subarray(start * C, end * C), 1 / batch.n);
+      loss += r.loss;
+      if (!acc) acc = r.grads;
       else {
-        const prev = acc;
-        acc = prev.map((a, i) => (a && g[i] ? tf.add(a, g[i]!) : (a ?? g[i])));
-        prev.forEach((a, i) => {
-          if (a && g[i]) {
-            a.dispose();
-            g[i]!.dispose();
-          }
-        });
+        for (const [name, g] of r.grads) {
+          const a = acc.get(name);
+          if (!a) acc.set(name, g);
+          else for (let i = 0; i < a.length; i++) a[i] += g[i];
+        }
       }
     }
-    const gradMap = new Map<string, tf.Tensor>();
-    names.forEach((nm, i) => {
-      if (acc?.[i]) gradMap.set(nm, acc[i]);
-    });
-    this.optimizer.apply(gradMap, lr);
-    for (const t of acc ?? []) t?.dispose();
-    return lossSum;
+    this.optimizer.apply(acc ?? new Map(), lr);
+    return loss;
   }
 
+  /** A copy of the current parameters. */
   values(): ParamValues {
-    return fromVariables(this.vars);
+    return new Map([...this.params].map(([k, p]) => [k, { shape: [...p.shape], data: p.data.slice() }]));
   }
 
   optimizerState(): AdamWState {
     return this.optimizer.state();
   }
 
-  dispose(): void {
-    for (const v of this.vars.values()) v.dispose();
-    this.optimizer.dispose();
-    this.adjust?.dispose();
+  async dispose(): Promise<void> {
+    await this.graph.release();
   }
 }

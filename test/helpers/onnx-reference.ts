@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readOnnxInitializers } from '../../scripts/tiny-clip/onnx-builder.ts';
+import { readOnnxInitializers } from '../../src/util/onnx-builder.ts';
 
 type Mat = Float64Array[]; // rows
 

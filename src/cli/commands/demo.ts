@@ -130,7 +130,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--report <dir>', 'report folder', 'report')
     .option('--seed <n>', 'seed for everything', '0')
     .option('--jobs <n>', 'training processes at a time (3 time-share the 2 cores, so the fifth retrieval variant does not leave a core idle)', '3')
-    .option('--epochs <n>', 'training epochs (default: 8, from configs/emoji-demo.json)')
+    .option('--epochs <n>', 'training epochs (default: 25, from configs/emoji-demo.json)')
     .option('--quick', `smoke check: ${QUICK.epochs} epochs, methods ${QUICK.variants.join(', ')}`)
     .option('--quiet', 'no progress output')
     .action(async (flags: DemoFlags) => {

@@ -3,23 +3,11 @@
  * Large products go through tfjs-wasm's plain matMul (no transpose flags: those run ~10x slower
  * there); small symmetric eigenproblems use cyclic Jacobi in float64.
  */
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
 import type { Rng } from '../../util/rng.ts';
+import { initTf, tf } from '../../util/tfjs.ts';
 
-let ready: Promise<void> | undefined;
-
-/** Initialise tfjs on the wasm backend once per process (idempotent, safe beside other modules doing the same). */
-export function initWasm(): Promise<void> {
-  ready ??= (async () => {
-    if (tf.getBackend() === 'wasm') return;
-    tf.env().set('IS_NODE', true);
-    const ok = await tf.setBackend('wasm');
-    if (!ok) throw new Error('tfjs wasm backend failed to initialise');
-    await tf.ready();
-  })();
-  return ready;
-}
+/** Initialise tfjs on the wasm backend (once per process). */
+export const initWasm = initTf;
 
 /** C = A B for row-major A [m, k], B [k, n] -> [m, n] (tfjs-wasm; call initWasm first). */
 export function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {

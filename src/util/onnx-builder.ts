@@ -108,18 +108,22 @@ export class OnnxGraphBuilder {
 
   /** Add a node; returns its (first) output name. */
   node(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, output?: string): string {
-    const out = output ?? this.fresh(opType.toLowerCase());
+    return this.nodeOutputs(opType, inputs, attrs, [output ?? this.fresh(opType.toLowerCase())])[0];
+  }
+
+  /** Add a node with several outputs (given names); returns them. */
+  nodeOutputs(opType: string, inputs: string[], attrs: Record<string, AttrValue>, outputs: string[]): string[] {
     const attribute = Object.entries(attrs).map(([name, v]) => {
       if (Array.isArray(v)) return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: v });
       if (typeof v === 'object') return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.FLOAT, f: v.float });
       return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i: v });
     });
-    this.nodes.push(onnx.NodeProto.create({ opType, input: inputs, output: [out], name: this.fresh(`${opType}_node`), attribute }));
-    return out;
+    this.nodes.push(onnx.NodeProto.create({ opType, input: inputs, output: outputs, name: this.fresh(`${opType}_node`), attribute }));
+    return outputs;
   }
 
   /** Serialise as a ModelProto (IR 8, default opset 17). */
-  toBytes(graphName: string, inputs: ValueSpec[], outputs: ValueSpec[]): Uint8Array {
+  toBytes(graphName: string, inputs: ValueSpec[], outputs: ValueSpec[], producerName = 'retformer'): Uint8Array {
     const valueInfo = (v: ValueSpec) =>
       onnx.ValueInfoProto.create({
         name: v.name,
@@ -139,7 +143,7 @@ export class OnnxGraphBuilder {
     });
     const model = onnx.ModelProto.create({
       irVersion: 8,
-      producerName: 'retformer-tiny-clip',
+      producerName,
       producerVersion: '1',
       opsetImport: [{ domain: '', version: 17 }],
       graph,

@@ -1,0 +1,312 @@
+import { ElemType, OnnxGraphBuilder, type ValueSpec } from '../../util/onnx-builder.ts';
+
+/**
+ * A differentiable ONNX graph with static shapes: every op emits its forward node(s) and records a
+ * rule that, run in reverse order, emits the nodes of its input gradients. This is what lets ONNX
+ * Runtime (whose Node build has no training API) run the whole training step — forward, loss and
+ * backward — as one native graph, about ten times the rate of tfjs-wasm on this CPU.
+ *
+ * Only the ops the RetFormer head needs exist; each rule is cross-checked against tfjs's autodiff in
+ * test/model-onnx.test.ts.
+ */
+export interface Value {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** Whether a gradient flows back into this value (it depends on a parameter). */
+  readonly grad: boolean;
+}
+
+/** Emits the input gradients of one op given its output gradient (undefined for inputs that need none). */
+type BackRule = (g: string) => (string | undefined)[];
+
+interface TapeEntry {
+  inputs: Value[];
+  outs: Value[];
+  /** Input gradients from the outputs' gradients (undefined where an output got none). */
+  back: (gs: (string | undefined)[]) => (string | undefined)[];
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** numpy-style broadcast of two shapes (right-aligned). */
+export function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const x = a[a.length - rank + i] ?? 1;
+    const y = b[b.length - rank + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) throw new Error(`shapes [${a}] and [${b}] do not broadcast`);
+    out.push(Math.max(x, y));
+  }
+  return out;
+}
+
+export class DiffGraph {
+  readonly b = new OnnxGraphBuilder('fp32');
+  private readonly tape: TapeEntry[] = [];
+  private readonly inputSpecs: ValueSpec[] = [];
+  private readonly scalars = new Map<number, string>();
+
+  /** A graph input; `grad` marks a trainable parameter fed at run time. */
+  input(name: string, shape: readonly number[], grad = false): Value {
+    this.inputSpecs.push({ name, elemType: ElemType.FLOAT, dims: [...shape] });
+    return { name, shape, grad };
+  }
+
+  /** A baked float constant (no gradient). */
+  constant(data: Float32Array, shape: readonly number[], hint = 'const'): Value {
+    return { name: this.b.floatConst(this.b.fresh(hint), data, [...shape]), shape, grad: false };
+  }
+
+  /** A baked trainable-shaped weight (inference graphs): a constant to the graph. */
+  weight(name: string, data: Float32Array, shape: readonly number[]): Value {
+    return { name: this.b.floatConst(name, data, [...shape]), shape, grad: false };
+  }
+
+  zeros(shape: readonly number[]): Value {
+    return this.constant(new Float32Array(size(shape)), shape, 'zeros');
+  }
+
+  private scalar(v: number): string {
+    let name = this.scalars.get(v);
+    if (!name) {
+      name = this.b.floatConst(this.b.fresh('scalar'), new Float32Array([v]), []);
+      this.scalars.set(v, name);
+    }
+    return name;
+  }
+
+  private ints(values: readonly number[]): string {
+    return this.b.int64Const(this.b.fresh('ints'), [...values]);
+  }
+
+  private push(inputs: Value[], out: Value, back: BackRule): void {
+    this.tape.push({ inputs, outs: [out], back: ([g]) => (g ? back(g) : inputs.map(() => undefined)) });
+  }
+
+  private record(op: string, inputs: Value[], shape: readonly number[], back: BackRule, attrs: Record<string, number | number[] | { float: number }> = {}, extra: string[] = []): Value {
+    const name = this.b.node(op, [...inputs.map((v) => v.name), ...extra], attrs);
+    const out: Value = { name, shape, grad: inputs.some((v) => v.grad) };
+    if (out.grad) this.push(inputs, out, back);
+    return out;
+  }
+
+  /** Sum a gradient of shape `from` down to `to` (undo broadcasting). */
+  private unbroadcast(g: string, from: readonly number[], to: readonly number[]): string {
+    const lead = from.length - to.length;
+    const axes: number[] = [];
+    for (let i = 0; i < from.length; i++) if (i < lead || (to[i - lead] === 1 && from[i] !== 1)) axes.push(i);
+    if (axes.length === 0) return g;
+    const summed = this.b.node('ReduceSum', [g, this.ints(axes)], { keepdims: 1 });
+    return this.b.node('Reshape', [summed, this.ints(to)]);
+  }
+
+  // ---- ops ------------------------------------------------------------------------------------
+
+  /** [.., m, k] x [.., k, n] (same rank, 2-D or batched 3-D). */
+  matmul(a: Value, w: Value): Value {
+    const r = a.shape.length;
+    if (r !== w.shape.length || a.shape[r - 1] !== w.shape[r - 2]) throw new Error(`matmul [${a.shape}] x [${w.shape}]`);
+    const shape = [...a.shape.slice(0, r - 1), w.shape[r - 1]];
+    const perm = r === 3 ? [0, 2, 1] : [1, 0];
+    return this.record('MatMul', [a, w], shape, (g) => [
+      a.grad ? this.b.node('MatMul', [g, this.b.node('Transpose', [w.name], { perm })]) : undefined,
+      w.grad ? this.b.node('MatMul', [this.b.node('Transpose', [a.name], { perm }), g]) : undefined,
+    ]);
+  }
+
+  add(a: Value, c: Value): Value {
+    const shape = broadcastShape(a.shape, c.shape);
+    return this.record('Add', [a, c], shape, (g) => [a.grad ? this.unbroadcast(g, shape, a.shape) : undefined, c.grad ? this.unbroadcast(g, shape, c.shape) : undefined]);
+  }
+
+  sub(a: Value, c: Value): Value {
+    const shape = broadcastShape(a.shape, c.shape);
+    return this.record('Sub', [a, c], shape, (g) => [
+      a.grad ? this.unbroadcast(g, shape, a.shape) : undefined,
+      c.grad ? this.unbroadcast(this.b.node('Neg', [g]), shape, c.shape) : undefined,
+    ]);
+  }
+
+  mul(a: Value, c: Value): Value {
+    const shape = broadcastShape(a.shape, c.shape);
+    return this.record('Mul', [a, c], shape, (g) => [
+      a.grad ? this.unbroadcast(this.b.node('Mul', [g, c.name]), shape, a.shape) : undefined,
+      c.grad ? this.unbroadcast(this.b.node('Mul', [g, a.name]), shape, c.shape) : undefined,
+    ]);
+  }
+
+  /** x * s for a number s. */
+  scale(x: Value, s: number): Value {
+    const k = this.scalar(s);
+    return this.record('Mul', [x], x.shape, (g) => [this.b.node('Mul', [g, k])], {}, [k]);
+  }
+
+  /** 1 - x. */
+  oneMinus(x: Value): Value {
+    const one = this.scalar(1);
+    const name = this.b.node('Sub', [one, x.name]);
+    const out: Value = { name, shape: x.shape, grad: x.grad };
+    if (x.grad) this.push([x], out, (g) => [this.b.node('Neg', [g])]);
+    return out;
+  }
+
+  tanh(x: Value): Value {
+    const out = this.record('Tanh', [x], x.shape, (g) => [this.b.node('Mul', [g, this.b.node('Sub', [this.scalar(1), this.b.node('Mul', [out.name, out.name])])])]);
+    return out;
+  }
+
+  sigmoid(x: Value): Value {
+    const out = this.record('Sigmoid', [x], x.shape, (g) => [
+      this.b.node('Mul', [g, this.b.node('Mul', [out.name, this.b.node('Sub', [this.scalar(1), out.name])])]),
+    ]);
+    return out;
+  }
+
+  /** Softmax over the last axis. */
+  softmax(x: Value): Value {
+    const out = this.record(
+      'Softmax',
+      [x],
+      x.shape,
+      (g) => {
+        const dot = this.b.node('ReduceSum', [this.b.node('Mul', [g, out.name]), this.ints([-1])], { keepdims: 1 });
+        return [this.b.node('Mul', [out.name, this.b.node('Sub', [g, dot])])];
+      },
+      { axis: -1 },
+    );
+    return out;
+  }
+
+  /** Layer norm over the last axis (ONNX LayerNormalization, whose Mean and InvStdDev outputs the backward reuses). */
+  layerNorm(x: Value, gamma: Value, beta: Value, eps = 1e-5): Value {
+    const d = x.shape[x.shape.length - 1];
+    const [y, mean, inv] = this.b.nodeOutputs('LayerNormalization', [x.name, gamma.name, beta.name], { axis: -1, epsilon: { float: eps } }, [
+      this.b.fresh('ln'),
+      this.b.fresh('ln_mean'),
+      this.b.fresh('ln_inv'),
+    ]);
+    const out: Value = { name: y, shape: x.shape, grad: x.grad || gamma.grad || beta.grad };
+    const rowAxes = x.shape.slice(0, -1).map((_, i) => i);
+    if (out.grad) {
+      this.push([x, gamma, beta], out, (g) => {
+          const xhat = this.b.node('Mul', [this.b.node('Sub', [x.name, mean]), inv]); // [.., d]
+          let gx: string | undefined;
+          if (x.grad) {
+            const gh = this.b.node('Mul', [g, gamma.name]);
+            const m1 = this.b.node('ReduceMean', [gh], { axes: [-1], keepdims: 1 });
+            const m2 = this.b.node('ReduceMean', [this.b.node('Mul', [gh, xhat])], { axes: [-1], keepdims: 1 });
+            gx = this.b.node('Mul', [inv, this.b.node('Sub', [this.b.node('Sub', [gh, m1]), this.b.node('Mul', [xhat, m2])])]);
+          }
+          const gg = gamma.grad ? this.b.node('Reshape', [this.b.node('ReduceSum', [this.b.node('Mul', [g, xhat]), this.ints(rowAxes)], { keepdims: 0 }), this.ints([d])]) : undefined;
+          const gb = beta.grad ? this.b.node('Reshape', [this.b.node('ReduceSum', [g, this.ints(rowAxes)], { keepdims: 0 }), this.ints([d])]) : undefined;
+          return [gx, gg, gb];
+      });
+    }
+    return out;
+  }
+
+  reshape(x: Value, shape: readonly number[]): Value {
+    if (size(shape) !== size(x.shape)) throw new Error(`reshape [${x.shape}] -> [${shape}]`);
+    return this.record('Reshape', [x], shape, (g) => [this.b.node('Reshape', [g, this.ints(x.shape)])], {}, [this.ints(shape)]);
+  }
+
+  transpose(x: Value, perm: readonly number[]): Value {
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return this.record('Transpose', [x], perm.map((p) => x.shape[p]), (g) => [this.b.node('Transpose', [g], { perm: inverse })], { perm: [...perm] });
+  }
+
+  /** x[starts:ends] along `axes` (positive indices). */
+  slice(x: Value, starts: readonly number[], ends: readonly number[], axes: readonly number[]): Value {
+    const shape = [...x.shape];
+    const pads = new Array(2 * x.shape.length).fill(0);
+    axes.forEach((ax, i) => {
+      shape[ax] = ends[i] - starts[i];
+      pads[ax] = starts[i];
+      pads[x.shape.length + ax] = x.shape[ax] - ends[i];
+    });
+    return this.record('Slice', [x], shape, (g) => [this.b.node('Pad', [g, this.ints(pads)])], {}, [this.ints(starts), this.ints(ends), this.ints(axes)]);
+  }
+
+  concat(xs: Value[], axis: number): Value {
+    const shape = [...xs[0].shape];
+    shape[axis] = xs.reduce((a, v) => a + v.shape[axis], 0);
+    const name = this.b.node('Concat', xs.map((v) => v.name), { axis });
+    const out: Value = { name, shape, grad: xs.some((v) => v.grad) };
+    if (out.grad) {
+      this.push(xs, out, (g) => {
+          let at = 0;
+          return xs.map((v) => {
+            const start = at;
+            at += v.shape[axis];
+            return v.grad ? this.b.node('Slice', [g, this.ints([start]), this.ints([at]), this.ints([axis])]) : undefined;
+          });
+      });
+    }
+    return out;
+  }
+
+  /** Broadcast x to `shape`. */
+  expand(x: Value, shape: readonly number[]): Value {
+    return this.record('Expand', [x], shape, (g) => [this.unbroadcast(g, shape, x.shape)], {}, [this.ints(shape)]);
+  }
+
+  /** GELU, tanh approximation (as src/model/tf.ts): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+  gelu(x: Value): Value {
+    const cube = this.mul(this.mul(x, x), x);
+    const inner = this.scale(this.add(x, this.scale(cube, 0.044715)), Math.sqrt(2 / Math.PI));
+    const t = this.tanh(inner);
+    return this.mul(this.scale(x, 0.5), this.add(t, this.constant(new Float32Array([1]), [], 'one')));
+  }
+
+  /** Mean over one axis, no gradient (outputs for display only). */
+  meanNoGrad(x: Value, axis: number, keepdims: boolean): Value {
+    const shape = keepdims ? x.shape.map((s, i) => (i === axis ? 1 : s)) : x.shape.filter((_, i) => i !== axis);
+    return { name: this.b.node('ReduceMean', [x.name], { axes: [axis], keepdims: keepdims ? 1 : 0 }), shape, grad: false };
+  }
+
+  /** Name a value as a graph output (an Identity node, so one value can back several outputs). */
+  output(x: Value | string, name: string): string {
+    return this.b.node('Identity', [typeof x === 'string' ? x : x.name], {}, name);
+  }
+
+  /**
+   * Reverse pass: seed gradients (name of d loss / d value) -> gradient names of the given inputs
+   * (absent when no path reaches one).
+   */
+  backward(seeds: ReadonlyArray<[Value, string]>, wrt: readonly Value[]): Map<string, string> {
+    const pending = new Map<string, string[]>();
+    const push = (v: string, g: string) => {
+      const list = pending.get(v);
+      if (list) list.push(g);
+      else pending.set(v, [g]);
+    };
+    const total = (v: string): string | undefined => {
+      const list = pending.get(v);
+      if (!list) return undefined;
+      if (list.length === 1) return list[0];
+      const s = this.b.node('Sum', list);
+      pending.set(v, [s]);
+      return s;
+    };
+    for (const [v, g] of seeds) push(v.name, g);
+    for (let i = this.tape.length - 1; i >= 0; i--) {
+      const e = this.tape[i];
+      const gs = e.outs.map((o) => total(o.name));
+      if (gs.every((g) => g === undefined)) continue;
+      e.back(gs).forEach((gi, j) => {
+        if (gi && e.inputs[j].grad) push(e.inputs[j].name, gi);
+      });
+    }
+    const out = new Map<string, string>();
+    for (const v of wrt) {
+      const g = total(v.name);
+      if (g) out.set(v.name, g);
+    }
+    return out;
+  }
+
+  toBytes(name: string, outputs: ValueSpec[]): Uint8Array {
+    return this.b.toBytes(name, this.inputSpecs, outputs);
+  }
+}

@@ -1,0 +1,142 @@
+import * as ort from 'onnxruntime-node';
+import { type ModelConfig, type ModelDims, usesRetrieval } from '../config.ts';
+import type { ParamValues } from '../params.ts';
+import { buildRetformerGraph, GRAD_PREFIX } from './retformer-graph.ts';
+
+/**
+ * ONNX Runtime sessions over the RetFormer graphs, one per row count (shapes are static), created on
+ * first use. CPU execution; `threads` intra-op threads (1 by default: bit-reproducible results, and
+ * parallel training jobs each get a core).
+ */
+export interface EngineOptions {
+  threads?: number;
+}
+
+/** Model inputs for n rows, row-major (the layout of `../retformer.ts`'s ModelInputs). */
+export interface GraphBatch {
+  n: number;
+  /** z: [n, D]. */
+  query: Float32Array;
+  /** [z; neighbour images]: [n*(k+1), D] (may be empty for mlp-only). */
+  imageTokens: Float32Array;
+  /** Neighbour texts by rank: [n*k, D] (may be empty for mlp-only). */
+  neighbourTexts: Float32Array;
+}
+
+function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+}
+
+/** A float32 tensor over exactly `data` (copied when it is a view into a larger buffer). */
+function tensor(data: Float32Array, dims: number[]): ort.Tensor {
+  const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+  return new ort.Tensor('float32', own, dims);
+}
+
+function batchFeeds(config: ModelConfig, dims: ModelDims, b: GraphBatch): Record<string, ort.Tensor> {
+  const D = dims.inputDim;
+  const feeds: Record<string, ort.Tensor> = { query: tensor(b.query, [b.n, D]) };
+  if (usesRetrieval(config)) {
+    const { k } = config;
+    feeds.imageTokens = tensor(b.imageTokens, [b.n * (k + 1), D]);
+    feeds.neighbourTexts = tensor(b.neighbourTexts, [b.n * k, D]);
+  }
+  return feeds;
+}
+
+/** Keyed cache of sessions created on first use. */
+class SessionCache {
+  private readonly sessions = new Map<number, Promise<ort.InferenceSession>>();
+  constructor(private readonly make: (n: number) => Promise<ort.InferenceSession>) {}
+  get(n: number): Promise<ort.InferenceSession> {
+    let s = this.sessions.get(n);
+    if (!s) {
+      s = this.make(n);
+      this.sessions.set(n, s);
+    }
+    return s;
+  }
+  async release(): Promise<void> {
+    for (const s of this.sessions.values()) await (await s).release();
+    this.sessions.clear();
+  }
+}
+
+export interface StepResult {
+  /** lossScale * sum over rows of the (LACE) cross-entropy. */
+  loss: number;
+  /** Gradient by parameter name (parameters without a path to the loss are absent). */
+  grads: Map<string, Float32Array>;
+}
+
+/** Forward + loss + backward of the RetFormer head as one native graph. */
+export class TrainGraph {
+  private readonly cache: SessionCache;
+  private readonly adjust: Float32Array;
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly dims: ModelDims,
+    options: EngineOptions & { logitAdjust?: Float32Array } = {},
+  ) {
+    const threads = options.threads ?? 1;
+    this.adjust = options.logitAdjust ?? new Float32Array(dims.classes);
+    this.cache = new SessionCache((n) => ort.InferenceSession.create(buildRetformerGraph(config, dims, n, { kind: 'train' }).bytes, sessionOptions(threads)));
+  }
+
+  /** Loss and gradients for one (micro-)batch with soft targets [n, C]; lossScale is usually 1 / rows of the optimizer batch. */
+  async run(params: ParamValues, batch: GraphBatch, targets: Float32Array, lossScale: number): Promise<StepResult> {
+    const session = await this.cache.get(batch.n);
+    const feeds = batchFeeds(this.config, this.dims, batch);
+    feeds.targets = tensor(targets, [batch.n, this.dims.classes]);
+    feeds.logitAdjust = tensor(this.adjust, [this.dims.classes]);
+    feeds.lossScale = new ort.Tensor('float32', Float32Array.of(lossScale), [1]);
+    for (const [name, p] of params) feeds[name] = tensor(p.data, p.shape);
+    const out = await session.run(feeds);
+    const grads = new Map<string, Float32Array>();
+    for (const [name, t] of Object.entries(out)) if (name.startsWith(GRAD_PREFIX)) grads.set(name.slice(GRAD_PREFIX.length), t.data as Float32Array);
+    return { loss: (out.loss.data as Float32Array)[0], grads };
+  }
+
+  release(): Promise<void> {
+    return this.cache.release();
+  }
+}
+
+export interface ForwardResult {
+  /** Fused logits: [n, C]. */
+  logits: Float32Array;
+  /** Attention over the k neighbours (mean over layers/heads/directions, renormalised): [n, k]; empty for mlp-only. */
+  attention: Float32Array;
+  /** Adaptive only: retrieval-branch weight per row: [n]. */
+  gate?: Float32Array;
+}
+
+/** Inference with the trained weights baked into the graph. */
+export class ForwardGraph {
+  private readonly cache: SessionCache;
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly dims: ModelDims,
+    weights: ParamValues,
+    options: EngineOptions = {},
+  ) {
+    const threads = options.threads ?? 1;
+    this.cache = new SessionCache((n) => ort.InferenceSession.create(buildRetformerGraph(config, dims, n, { kind: 'infer', weights }).bytes, sessionOptions(threads)));
+  }
+
+  async run(batch: GraphBatch): Promise<ForwardResult> {
+    const session = await this.cache.get(batch.n);
+    const out = await session.run(batchFeeds(this.config, this.dims, batch));
+    return {
+      logits: out.logits.data as Float32Array,
+      attention: out.attention ? (out.attention.data as Float32Array) : new Float32Array(0),
+      gate: out.gate ? (out.gate.data as Float32Array) : undefined,
+    };
+  }
+
+  release(): Promise<void> {
+    return this.cache.release();
+  }
+}

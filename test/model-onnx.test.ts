@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type ModelConfig, ModelConfigSchema } from '../src/model/config.ts';
+import { ForwardGraph, TrainGraph } from '../src/model/onnx/session.ts';
+import { initParams, paramSpecs, toVariables } from '../src/model/params.ts';
+import { forward } from '../src/model/retformer.ts';
+import { initTf, tf } from '../src/model/tf.ts';
+import { smoothedOneHot, softCrossEntropy } from '../src/train/loss.ts';
+import { Rng } from '../src/util/rng.ts';
+
+/**
+ * The ONNX Runtime graphs (training step with hand-built backward, and inference) against the tfjs
+ * forward and tfjs autodiff, which model-cross-fusion.test.ts checks against finite differences.
+ */
+await initTf();
+
+const D = 6;
+const C = 4;
+const n = 5;
+
+function setup(overrides: Partial<ModelConfig>, seed = 1) {
+  const config = ModelConfigSchema.parse({ k: 3, width: 8, heads: 2, layers: 3, hidden: 8, ...overrides });
+  const dims = { inputDim: D, classes: C };
+  const rng = new Rng(seed);
+  const params = initParams(paramSpecs(config, dims), seed);
+  // values away from the initialisation so that LN gains, null tokens and the gate all carry gradient
+  for (const p of params.values()) for (let i = 0; i < p.data.length; i++) p.data[i] = rng.normal() * 0.5;
+  const r = (len: number) => Float32Array.from({ length: len }, () => rng.normal());
+  const { k } = config;
+  const query = r(n * D);
+  const imageTokens = r(n * (k + 1) * D);
+  for (let b = 0; b < n; b++) imageTokens.set(query.subarray(b * D, (b + 1) * D), b * (k + 1) * D);
+  const batch = { n, query, imageTokens, neighbourTexts: r(n * k * D) };
+  // soft targets as Mixup makes them: two smoothed one-hots mixed
+  const t1 = smoothedOneHot([0, 1, 2, 3, 1], C, 0.1);
+  const t2 = smoothedOneHot([2, 2, 0, 1, 3], C, 0.1);
+  const targets = t1.map((v, i) => 0.7 * v + 0.3 * t2[i]);
+  return { config, dims, params, batch, targets };
+}
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-6);
+}
+
+const cases: [string, Partial<ModelConfig>][] = [
+  ['full, 2 heads', {}],
+  ['full, 1 head', { heads: 1 }],
+  ['no-text', { variant: 'no-text' }],
+  ['no-image', { variant: 'no-image' }],
+  ['image-only', { variant: 'image-only' }],
+  ['mlp-only', { variant: 'mlp-only' }],
+  ['adaptive gate + null tokens', { adaptive: true }],
+  ['feed-forward blocks, tau 2', { ffn: true, tau: 2 }],
+];
+
+for (const [name, overrides] of cases) {
+  test(`ONNX training step equals tfjs loss and gradients: ${name}`, async () => {
+    const { config, dims, params, batch, targets } = setup(overrides);
+    const adjust = Float32Array.from([0, -0.5, -1, -2]);
+    const vars = toVariables(params);
+    const { value, grads } = tf.variableGrads(() => {
+      const { logits } = forward(vars, config, dims, {
+        query: tf.tensor2d(batch.query, [n, D]),
+        imageTokens: tf.tensor2d(batch.imageTokens, [n * (config.k + 1), D]),
+        neighbourTexts: tf.tensor2d(batch.neighbourTexts, [n * config.k, D]),
+      });
+      return softCrossEntropy(logits, tf.tensor2d(targets, [n, C]), tf.tensor1d(adjust));
+    }, [...vars.values()]);
+    const graph = new TrainGraph(config, dims, { logitAdjust: adjust });
+    const res = await graph.run(params, batch, targets, 1 / n);
+    await graph.release();
+    assert.ok(Math.abs(res.loss - value.dataSync()[0]) < 1e-4 * Math.max(1, Math.abs(res.loss)), `loss ${res.loss} vs ${value.dataSync()[0]}`);
+    let compared = 0;
+    for (const [pname, v] of vars) {
+      const ref = grads[v.name];
+      const ours = res.grads.get(pname);
+      if (!ref) {
+        assert.equal(ours, undefined, `${pname}: tfjs has no gradient, ONNX should have none`);
+        continue;
+      }
+      assert.ok(ours, `${pname}: gradient missing`);
+      const refData = ref.dataSync();
+      const err = relErr(ours, refData);
+      const scale = Math.sqrt(Array.from(refData).reduce((s: number, x: number) => s + x * x, 0));
+      assert.ok(err < 1e-3 || scale < 1e-7, `${pname}: relative error ${err}`);
+      compared++;
+    }
+    assert.ok(compared >= (config.variant === 'mlp-only' ? 4 : 10), `compared ${compared} gradients`);
+    for (const t of Object.values(grads)) t.dispose();
+    for (const v of vars.values()) v.dispose();
+    value.dispose();
+  });
+}
+
+test('ONNX inference graph equals the tfjs forward (logits, attention, gate)', async () => {
+  for (const overrides of [{ adaptive: true }, { variant: 'no-image' as const }, { variant: 'mlp-only' as const }]) {
+    const { config, dims, params, batch } = setup(overrides, 3);
+    const vars = toVariables(params);
+    const ref = tf.tidy(() => {
+      const o = forward(
+        vars,
+        config,
+        dims,
+        {
+          query: tf.tensor2d(batch.query, [n, D]),
+          imageTokens: tf.tensor2d(batch.imageTokens, [n * (config.k + 1), D]),
+          neighbourTexts: tf.tensor2d(batch.neighbourTexts, [n * config.k, D]),
+        },
+        { attention: true },
+      );
+      return { logits: o.logits.dataSync(), attention: o.attention?.dataSync(), gate: o.gate?.dataSync() };
+    });
+    const graph = new ForwardGraph(config, dims, params);
+    const out = await graph.run(batch);
+    // a second row count gets its own session and the same per-row answers
+    const one = await graph.run({ n: 1, query: batch.query.subarray(0, D), imageTokens: batch.imageTokens.subarray(0, (config.k + 1) * D), neighbourTexts: batch.neighbourTexts.subarray(0, config.k * D) });
+    await graph.release();
+    assert.ok(relErr(out.logits, ref.logits) < 1e-4, `${config.variant} logits`);
+    assert.ok(relErr(one.logits, ref.logits.subarray(0, C)) < 1e-4, 'single row');
+    if (ref.attention) {
+      assert.ok(relErr(out.attention, ref.attention) < 1e-4, 'attention');
+      for (let b = 0; b < n; b++) assert.ok(Math.abs(Array.from(out.attention.subarray(b * config.k, (b + 1) * config.k)).reduce((s, x) => s + x, 0) - 1) < 1e-5);
+    } else assert.equal(out.attention.length, 0);
+    if (ref.gate) assert.ok(relErr(out.gate!, ref.gate) < 1e-4, 'gate');
+    else assert.equal(out.gate, undefined);
+    for (const v of vars.values()) v.dispose();
+  }
+});
