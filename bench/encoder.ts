@@ -10,7 +10,7 @@
 import { cpus } from 'node:os';
 import { DEFAULT_EMBEDDED_CONFIG, fitEmbeddedEncoder } from '../src/encoders/embedded/index.ts';
 import { featureDim } from '../src/encoders/embedded/image-features.ts';
-import { initWasm } from '../src/encoders/embedded/linalg.ts';
+import { initTf } from '../src/util/tfjs.ts';
 import { decodePictures, fitDictionary, pictureFeatures } from '../src/encoders/embedded/pipeline.ts';
 import { decodeImage, mapConcurrent } from '../src/encoders/image.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -87,7 +87,7 @@ function centredOnKb(kbRows: Float32Array, others: Float32Array[], dim: number):
 }
 
 async function main(): Promise<void> {
-  await initWasm();
+  await initTf();
   console.error(`emoji: ${kb.length} twitter pairs (KB), ${google.length} google, ${appleFacebook.length} apple+facebook pictures; ${cpus().length} cores`);
   const rows: Row[] = [];
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ModelConfigSchema } from '../src/model/config.ts';
-import { initParams, paramSpecs } from '../src/model/params.ts';
+import { cloneParams, initParams, paramSpecs } from '../src/model/params.ts';
 import { initTf, tf } from '../src/model/tf.ts';
 import { assembleBatch, drawMixup, type TrainingData } from '../src/train/batch.ts';
 import { logPriorAdjustment, smoothedOneHot, softCrossEntropy } from '../src/train/loss.ts';
@@ -156,7 +156,7 @@ test('AdamW: one step by hand, decay only on matrices', () => {
   assert.ok(Math.abs(params.get('w')!.data[1] - (-2 - 0.01 * (-1 + 0.1 * -2))) < 1e-6);
   assert.ok(Math.abs(params.get('b')!.data[0] - (0.5 - 0.01)) < 1e-6, 'no decay on b');
   const st = opt.state();
-  const again = new AdamW(new Map([...params].map(([k, p]) => [k, { shape: p.shape, data: p.data.slice() }])), new Set(['w']), { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1 });
+  const again = new AdamW(cloneParams(params), new Set(['w']), { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1 });
   again.load(st);
   assert.equal(again.step, 1);
   assert.deepEqual(again.state().m.get('w'), st.m.get('w'));

@@ -4,7 +4,8 @@ import { RetformerError } from '../util/errors.ts';
 import { writeJsonAtomic } from '../util/fs.ts';
 import { type FileKbManifest, indexFileName, KB_FILES } from './format.ts';
 import type { HnswIndex } from './hnsw.ts';
-import { fsyncFile, writeAll } from './storage.ts';
+import { fsyncPath } from '../util/fs.ts';
+import { writeAll } from './storage.ts';
 import type { EmbeddedPair } from './types.ts';
 
 export interface AppendOptions {
@@ -115,7 +116,7 @@ export class KbAppender {
     ] as const) {
       const path = join(this.dir, name);
       index.save(path);
-      fsyncFile(path);
+      fsyncPath(path);
     }
     const manifest: FileKbManifest = {
       ...this.base,

@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { createEncoder, DEFAULT_ENCODER_SPEC, openEncoder, parseEncoderSpec } from '../encoders/registry.ts';
 import type { Encoder } from '../encoders/types.ts';
 import { RetformerError } from '../util/errors.ts';
-import { fsyncDir } from '../util/fs.ts';
+import { fsyncPath } from '../util/fs.ts';
 import { startProgress } from '../util/progress.ts';
 import type { AppendOptions } from './appender.ts';
 import { checksumDir, type FileKbManifest, KB_FILES, readManifest } from './format.ts';
@@ -69,7 +69,7 @@ export async function buildKnowledgeBase(opts: BuildOptions): Promise<FileKbMani
     await kb.close();
     if (existsSync(out)) throw new RetformerError(`${out}: appeared while building; not overwriting it`);
     renameSync(tmp, out);
-    fsyncDir(parent);
+    fsyncPath(parent);
     return manifest;
   } catch (err) {
     abort?.();

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { RetformerError } from '../util/errors.ts';
-import { fsyncDir, writeJsonAtomic } from '../util/fs.ts';
+import { fsyncPath, writeJsonAtomic } from '../util/fs.ts';
 import { type AppendOptions, KbAppender, type Locate } from './appender.ts';
 import { type FileKbManifest, isGenerationFile, KB_FILES, readManifest, tombstoneFileName } from './format.ts';
 import { type HnswIndex, hnswSearch, newHnswIndex } from './hnsw.ts';
@@ -307,5 +307,5 @@ function deleteSuperseded(dir: string, old: FileKbManifest, next: FileKbManifest
       any = true;
     }
   }
-  if (any) fsyncDir(dir);
+  if (any) fsyncPath(dir);
 }

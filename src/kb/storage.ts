@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, ftruncateSync, fsyncSync, openSync, readdirSync, readSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { RetformerError } from '../util/errors.ts';
-import { fsyncDir } from '../util/fs.ts';
+import { fsyncPath } from '../util/fs.ts';
 import { type FileKbManifest, isGenerationFile, KB_FILES } from './format.ts';
 import type { Modality, PairMeta } from './types.ts';
 
@@ -20,7 +20,6 @@ export function writeAll(fd: number, buf: Uint8Array, position: number): void {
   while (done < buf.byteLength) done += writeSync(fd, buf, done, buf.byteLength - done, position + done);
 }
 
-export { fsyncPath as fsyncFile } from '../util/fs.ts';
 
 export function vectorFileName(modality: Modality): string {
   return modality === 'image' ? KB_FILES.imageVectors : KB_FILES.textVectors;
@@ -209,5 +208,5 @@ export function recoverToManifest(dir: string, manifest: FileKbManifest): void {
       removedAny = true;
     }
   }
-  if (removedAny) fsyncDir(dir);
+  if (removedAny) fsyncPath(dir);
 }

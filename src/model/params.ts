@@ -20,6 +20,11 @@ export interface ParamSpec {
 /** Host-side parameter values by name (row-major, the layout the forward uses: x [n,in] @ W [in,out]). */
 export type ParamValues = Map<string, { shape: number[]; data: Float32Array }>;
 
+/** A deep copy of parameter values. */
+export function cloneParams(values: ParamValues): ParamValues {
+  return new Map([...values].map(([name, p]) => [name, { shape: [...p.shape], data: p.data.slice() }]));
+}
+
 /** Parameter list of a model; names are stable and are the file format's keys. */
 export function paramSpecs(config: ModelConfig, dims: ModelDims): ParamSpec[] {
   const { inputDim: D, classes: C } = dims;

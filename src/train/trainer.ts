@@ -1,6 +1,6 @@
 import { type ModelConfig, type ModelDims, usesRetrieval } from '../model/config.ts';
 import { TrainGraph } from '../model/onnx/session.ts';
-import { type ParamValues, paramSpecs } from '../model/params.ts';
+import { cloneParams, type ParamValues, paramSpecs } from '../model/params.ts';
 import { AdamW, type AdamWState } from './optimizer.ts';
 
 /** One optimizer batch on the host, already mixed (Mixup) and with soft targets. */
@@ -41,7 +41,7 @@ export class Trainer {
     initial: ParamValues,
     private readonly options: TrainerOptions,
   ) {
-    this.params = new Map([...initial].map(([k, p]) => [k, { shape: [...p.shape], data: p.data.slice() }]));
+    this.params = cloneParams(initial);
     const decay = new Set(
       paramSpecs(config, dims)
         .filter((s) => s.decay)
@@ -83,7 +83,7 @@ export class Trainer {
 
   /** A copy of the current parameters. */
   values(): ParamValues {
-    return new Map([...this.params].map(([k, p]) => [k, { shape: [...p.shape], data: p.data.slice() }]));
+    return cloneParams(this.params);
   }
 
   optimizerState(): AdamWState {

@@ -11,8 +11,6 @@ export function fsyncPath(path: string): void {
   }
 }
 
-export const fsyncDir = fsyncPath;
-
 /**
  * Write a file so that readers see either the old content or the new, never a torn one:
  * write a temp file beside it, fsync, rename over, fsync the directory.
@@ -27,7 +25,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     closeSync(fd);
   }
   renameSync(tmp, path);
-  fsyncDir(dirname(path));
+  fsyncPath(dirname(path));
 }
 
 /** Write JSON atomically, pretty-printed. */

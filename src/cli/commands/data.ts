@@ -7,16 +7,7 @@ import { addLabelNoise } from '../../data/noise.ts';
 import { readDataset } from '../../data/readers.ts';
 import { datasetStats, formatStats } from '../../data/stats.ts';
 import { LIFT_BUCKETS } from '../../eval/types.ts';
-import { RetformerError } from '../../util/errors.ts';
-
-/** Validate raw commander options with a zod schema; the first problem becomes a one-line error naming the flag. */
-function parseFlags<S extends z.ZodType>(schema: S, raw: unknown): z.output<S> {
-  const result = schema.safeParse(raw);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const flag = String(issue.path[0] ?? '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  throw new RetformerError(`--${flag}: ${issue.message}`);
-}
+import { parseFlags } from '../parse-flags.ts';
 
 const inputFlags = {
   manifest: z.string().min(1),

@@ -7,18 +7,12 @@ import type { Encoder } from '../../encoders/types.ts';
 import { addPairsCsv, buildKnowledgeBase, DEFAULT_BATCH_SIZE, type FileKbManifest, openKbEncoder, openKnowledgeBase } from '../../kb/index.ts';
 import type { Neighbour } from '../../kb/types.ts';
 import { RetformerError } from '../../util/errors.ts';
+import { parseFlags } from '../parse-flags.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-/** Parse CLI options with zod; the first problem becomes a one-line error. */
-function parseOptions<T extends z.ZodTypeAny>(schema: T, raw: unknown): z.infer<T> {
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new RetformerError(`option --${String(issue.path[0] ?? '?').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
-  }
-  return r.data;
-}
+/** Parse CLI options with zod; the first problem becomes a one-line error ("option --flag: ..."). */
+const parseOptions = <T extends z.ZodType>(schema: T, raw: unknown): z.output<T> => parseFlags(schema, raw, 'option ');
 
 const intOpt = (min: number) => z.coerce.number().int().min(min);
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { VARIANTS } from '../../train/types.ts';
-import { RetformerError } from '../../util/errors.ts';
+import { parseFlags } from '../parse-flags.ts';
 
 /** CLI flags; the model/training ones map onto TrainConfig fields (undefined = keep the config file's or default value). */
 const trainFlagsSchema = z.object({
@@ -23,15 +23,6 @@ const trainFlagsSchema = z.object({
   cache: z.string().optional(),
   quiet: z.boolean().default(false),
 });
-
-function parseFlags(raw: unknown): z.infer<typeof trainFlagsSchema> {
-  const r = trainFlagsSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new RetformerError(`option --${String(issue.path[0] ?? '?').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
-  }
-  return r.data;
-}
 
 /** `retformer train`: train a RetFormer run on a training CSV against a knowledge base. */
 export function registerTrainCommand(program: Command): void {
@@ -60,7 +51,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--cache <dir>', 'embedding cache folder (default $RETFORMER_CACHE or ./.cache/retformer/embeddings)')
     .option('--quiet', 'no progress output')
     .action(async (raw: Record<string, unknown>) => {
-      const flags = parseFlags(raw);
+      const flags = parseFlags(trainFlagsSchema, raw, 'option ');
       const { trainRun } = await import('../../train/index.ts');
       const result = await trainRun({
         trainCsv: flags.train,

@@ -14,7 +14,7 @@ import type { Encoder, EmbedOptions, EncoderDescriptor, FitPair, ImageSource } f
 import { normalizeRows } from '../vector.ts';
 import { DEFAULT_SHARED_SPACE, fitSharedSpace, projectImages, projectTexts } from './cca.ts';
 import { DEFAULT_IMAGE_FEATURES, featureDim } from './image-features.ts';
-import { initWasm } from './linalg.ts';
+import { initTf } from '../../util/tfjs.ts';
 import { decodePictures, FEATURE_BATCH, fitDictionary, pictureFeatures } from './pipeline.ts';
 import { type EmbeddedConfig, type EmbeddedState, encoderId, HEADER_FILE, loadState, saveState, stateChecksum, WEIGHTS_FILE } from './state.ts';
 import { DEFAULT_TEXT_FEATURES, fitIdf, textVector } from './text-features.ts';
@@ -40,16 +40,18 @@ export interface EmbeddedDescriptor extends EncoderDescriptor {
 class EmbeddedEncoder implements Encoder {
   readonly id: string;
   readonly dim: number;
-  private readonly checksum: string;
-  constructor(private readonly state: EmbeddedState) {
-    this.checksum = stateChecksum(state);
-    this.id = encoderId(this.checksum);
+  /** `checksum`: the state's, when the caller has it already (a reload); computed otherwise. */
+  constructor(
+    private readonly state: EmbeddedState,
+    checksum = stateChecksum(state),
+  ) {
+    this.id = encoderId(checksum);
     this.dim = state.dim;
   }
 
   /** [n, dim], rows L2-normalised. Decoding the next batch (sharp, thread pool) overlaps the features of this one. */
   async embedImages(images: readonly ImageSource[], options: EmbedOptions = {}): Promise<Float32Array> {
-    await initWasm();
+    await initTf();
     const { image: ic } = this.state.config;
     const dx = featureDim(ic);
     const d = this.dim;
@@ -69,7 +71,7 @@ class EmbeddedEncoder implements Encoder {
   }
 
   async embedTexts(texts: readonly string[], options: EmbedOptions = {}): Promise<Float32Array> {
-    await initWasm();
+    await initTf();
     const { text: tc } = this.state.config;
     const d = this.dim;
     const batch = Math.max(1, options.batchSize ?? 1024);
@@ -100,7 +102,7 @@ export async function fitEmbeddedEncoder(
 ): Promise<Encoder> {
   const config: EmbeddedConfig = { ...DEFAULT_EMBEDDED_CONFIG, ...options.config };
   if (allPairs.length < 2) throw new RetformerError(`the embedded encoder needs at least 2 image-text pairs to fit, got ${allPairs.length}`);
-  await initWasm();
+  await initTf();
   const rng = new Rng(options.seed);
   const pairs =
     allPairs.length <= config.maxFitPairs
@@ -147,5 +149,5 @@ export async function loadEmbeddedEncoder(dir: string, descriptor: EncoderDescri
     throw new RetformerError(`${dir}: embedded encoder id ${id} does not match the descriptor's ${descriptor.id}: this folder holds another encoder than the one the KB was built with`);
   }
   if (state.dim !== descriptor.dim) throw new RetformerError(`${dir}: embedded encoder has dim ${state.dim}, the descriptor says ${descriptor.dim}`);
-  return new EmbeddedEncoder(state);
+  return new EmbeddedEncoder(state, checksum);
 }

@@ -4,12 +4,9 @@
  * there); small symmetric eigenproblems use cyclic Jacobi in float64.
  */
 import type { Rng } from '../../util/rng.ts';
-import { initTf, tf } from '../../util/tfjs.ts';
+import { tf } from '../../util/tfjs.ts';
 
-/** Initialise tfjs on the wasm backend (once per process). */
-export const initWasm = initTf;
-
-/** C = A B for row-major A [m, k], B [k, n] -> [m, n] (tfjs-wasm; call initWasm first). */
+/** C = A B for row-major A [m, k], B [k, n] -> [m, n] (tfjs-wasm; call initTf first). */
 export function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
   if (m === 0 || n === 0) return new Float32Array(m * n);
   const ta = tf.tensor2d(a, [m, k]);

@@ -21,9 +21,8 @@ type BackRule = (g: string) => (string | undefined)[];
 
 interface TapeEntry {
   inputs: Value[];
-  outs: Value[];
-  /** Input gradients from the outputs' gradients (undefined where an output got none). */
-  back: (gs: (string | undefined)[]) => (string | undefined)[];
+  out: Value;
+  back: BackRule;
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -53,10 +52,6 @@ export class DiffGraph {
     return { name, shape, grad };
   }
 
-  /** A baked float constant (no gradient). */
-  constant(data: Float32Array, shape: readonly number[], hint = 'const'): Value {
-    return { name: this.b.floatConst(this.b.fresh(hint), data, [...shape]), shape, grad: false };
-  }
 
   /** A baked trainable-shaped weight (inference graphs): a constant to the graph. */
   weight(name: string, data: Float32Array, shape: readonly number[]): Value {
@@ -64,9 +59,10 @@ export class DiffGraph {
   }
 
   zeros(shape: readonly number[]): Value {
-    return this.constant(new Float32Array(size(shape)), shape, 'zeros');
+    return { name: this.b.floatConst(this.b.fresh('zeros'), new Float32Array(size(shape)), [...shape]), shape, grad: false };
   }
 
+  /** A float scalar constant, one per value per graph. */
   private scalar(v: number): string {
     let name = this.scalars.get(v);
     if (!name) {
@@ -81,7 +77,7 @@ export class DiffGraph {
   }
 
   private push(inputs: Value[], out: Value, back: BackRule): void {
-    this.tape.push({ inputs, outs: [out], back: ([g]) => (g ? back(g) : inputs.map(() => undefined)) });
+    this.tape.push({ inputs, out, back });
   }
 
   private record(op: string, inputs: Value[], shape: readonly number[], back: BackRule, attrs: Record<string, number | number[] | { float: number }> = {}, extra: string[] = []): Value {
@@ -118,14 +114,6 @@ export class DiffGraph {
   add(a: Value, c: Value): Value {
     const shape = broadcastShape(a.shape, c.shape);
     return this.record('Add', [a, c], shape, (g) => [a.grad ? this.unbroadcast(g, shape, a.shape) : undefined, c.grad ? this.unbroadcast(g, shape, c.shape) : undefined]);
-  }
-
-  sub(a: Value, c: Value): Value {
-    const shape = broadcastShape(a.shape, c.shape);
-    return this.record('Sub', [a, c], shape, (g) => [
-      a.grad ? this.unbroadcast(g, shape, a.shape) : undefined,
-      c.grad ? this.unbroadcast(this.b.node('Neg', [g]), shape, c.shape) : undefined,
-    ]);
   }
 
   mul(a: Value, c: Value): Value {
@@ -256,7 +244,7 @@ export class DiffGraph {
     const cube = this.mul(this.mul(x, x), x);
     const inner = this.scale(this.add(x, this.scale(cube, 0.044715)), Math.sqrt(2 / Math.PI));
     const t = this.tanh(inner);
-    return this.mul(this.scale(x, 0.5), this.add(t, this.constant(new Float32Array([1]), [], 'one')));
+    return this.mul(this.scale(x, 0.5), this.add(t, { name: this.scalar(1), shape: [], grad: false }));
   }
 
   /** Mean over one axis, no gradient (outputs for display only). */
@@ -292,9 +280,9 @@ export class DiffGraph {
     for (const [v, g] of seeds) push(v.name, g);
     for (let i = this.tape.length - 1; i >= 0; i--) {
       const e = this.tape[i];
-      const gs = e.outs.map((o) => total(o.name));
-      if (gs.every((g) => g === undefined)) continue;
-      e.back(gs).forEach((gi, j) => {
+      const g = total(e.out.name);
+      if (!g) continue;
+      e.back(g).forEach((gi, j) => {
         if (gi && e.inputs[j].grad) push(e.inputs[j].name, gi);
       });
     }
