@@ -69,7 +69,7 @@ test('retformer train: clear one-line errors', () => {
   assert.match(missingKb.stderr, /^retformer: .*knowledge base not found/);
   assert.ok(!existsSync(join(dir, 'r2')), 'no run folder left behind');
   const badVariant = cli('train', ...common(), '--out', join(dir, 'r3'), '--variant', 'both');
-  assert.match(badVariant.stderr, /^retformer: option --variant/);
+  assert.match(badVariant.stderr, /^retformer: --variant: /);
   const badConfig = join(dir, 'bad.json');
   writeFileSync(badConfig, JSON.stringify({ widht: 3 }));
   const bad = cli('train', '--train', trainCsv, '--kb', kbDir, '--out', join(dir, 'r4'), '--config', badConfig, '--quiet');

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 
-/** A progress reporter for long work: a bar with rate and ETA on a terminal, a line every few seconds otherwise. */
+/** A progress reporter for long work: a bar with rate and ETA on a terminal, a plain line every few seconds otherwise. */
 export interface Progress {
   /** Advance by n units (default 1), optionally updating the extra fields shown (loss, etc.). */
   tick(n?: number, fields?: Record<string, string | number>): void;
@@ -20,41 +20,80 @@ export interface ProgressOptions {
 
 const silent: Progress = { tick() {}, update() {}, stop() {} };
 
-/** Start a progress bar on stderr. Respects RETFORMER_QUIET=1. */
-export function startProgress(label: string, total: number, options: ProgressOptions = {}): Progress {
+export interface ProgressSink {
+  isTTY: boolean;
+  write(text: string): void;
+}
+
+const stderrSink = (): ProgressSink => ({ isTTY: Boolean(process.stderr.isTTY), write: (t) => process.stderr.write(t) });
+
+/**
+ * Start a progress report on stderr. Respects RETFORMER_QUIET=1. On a terminal: a redrawn bar with
+ * rate and ETA. Otherwise (logs, pipes, CI): one plain line every `intervalMs` while work goes on
+ * and one summary line at the end, so that a log holds no redraw noise.
+ */
+export function startProgress(label: string, total: number, options: ProgressOptions & { sink?: ProgressSink; intervalMs?: number } = {}): Progress {
   if (options.quiet || process.env.RETFORMER_QUIET === '1') return silent;
+  const sink = options.sink ?? stderrSink();
   const unit = options.unit ?? 'it';
+  const started = performance.now();
+  let done = 0;
+  let fields: Record<string, string | number> = Object.fromEntries((options.fields ?? []).map((f) => [f, '-']));
+  const seconds = () => (performance.now() - started) / 1000;
+  const rate = () => (seconds() > 0 ? (done / seconds()).toFixed(1) : '0');
+  const setFields = (f?: Record<string, string | number>) => {
+    if (f) fields = { ...fields, ...f };
+  };
+  const fieldText = () => (options.fields ?? []).map((f) => ` ${f} ${fields[f]}`).join('');
+  if (!sink.isTTY) {
+    const interval = options.intervalMs ?? 10_000;
+    let lastLine = performance.now();
+    let stopped = false;
+    const maybeLine = () => {
+      if (performance.now() - lastLine < interval) return;
+      lastLine = performance.now();
+      const pct = total > 0 ? ` (${((100 * done) / total).toFixed(0)}%)` : '';
+      sink.write(`${label}: ${done}/${total}${pct}, ${rate()} ${unit}/s${fieldText()}\n`);
+    };
+    return {
+      tick(n = 1, f) {
+        done += n;
+        setFields(f);
+        maybeLine();
+      },
+      update(d, f) {
+        done = d;
+        setFields(f);
+        maybeLine();
+      },
+      stop() {
+        if (stopped) return;
+        stopped = true;
+        sink.write(`${label}: ${done}/${total} done in ${seconds().toFixed(1)} s, ${rate()} ${unit}/s${fieldText()}\n`);
+      },
+    };
+  }
   const extra = (options.fields ?? []).map((f) => ` ${f} {${f}}`).join('');
-  const isTTY = Boolean(process.stderr.isTTY);
   const bar = new cliProgress.SingleBar(
     {
       format: `${label} [{bar}] {percentage}% {value}/{total} | {rate} ${unit}/s | ETA {eta_formatted}${extra}`,
       stream: process.stderr,
-      noTTYOutput: !isTTY,
-      notTTYSchedule: 5000,
-      hideCursor: isTTY,
+      hideCursor: true,
       etaBuffer: 50,
       clearOnComplete: false,
     },
     cliProgress.Presets.shades_classic,
   );
-  const started = performance.now();
-  let done = 0;
-  let fields: Record<string, string | number> = Object.fromEntries((options.fields ?? []).map((f) => [f, '-']));
-  const rate = () => {
-    const s = (performance.now() - started) / 1000;
-    return s > 0 ? (done / s).toFixed(1) : '0';
-  };
   bar.start(total, 0, { rate: '0', ...fields });
   return {
     tick(n = 1, f) {
       done += n;
-      if (f) fields = { ...fields, ...f };
+      setFields(f);
       bar.update(done, { rate: rate(), ...fields });
     },
     update(d, f) {
       done = d;
-      if (f) fields = { ...fields, ...f };
+      setFields(f);
       bar.update(done, { rate: rate(), ...fields });
     },
     stop() {

@@ -11,8 +11,6 @@ import { parseFlags } from '../parse-flags.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-/** Parse CLI options with zod; the first problem becomes a one-line error ("option --flag: ..."). */
-const parseOptions = <T extends z.ZodType>(schema: T, raw: unknown): z.output<T> => parseFlags(schema, raw, 'option ');
 
 const intOpt = (min: number) => z.coerce.number().int().min(min);
 
@@ -112,7 +110,7 @@ export function registerKbCommands(program: Command): void {
     .option('--quiet', 'no progress bar')
     .option('--json', 'print the manifest as JSON')
     .action(async (raw) => {
-      const o = parseOptions(buildSchema, raw);
+      const o = parseFlags(buildSchema, raw);
       const m = await buildKnowledgeBase({ pairsCsv: o.pairs, out: o.out, encoderSpec: o.encoder, seed: o.seed, batchSize: o.batchSize, indexThreads: o.threads, quiet: o.quiet || o.json });
       if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else process.stdout.write(`built ${o.out}: ${m.count} pairs, dim ${m.dim}, encoder ${m.encoder.id}\n`);
@@ -128,7 +126,7 @@ export function registerKbCommands(program: Command): void {
     .option('--quiet', 'no progress bar')
     .option('--json', 'print the new manifest as JSON')
     .action(async (raw) => {
-      const o = parseOptions(addSchema, raw);
+      const o = parseFlags(addSchema, raw);
       const before = (await openKnowledgeBase(o.kb)).manifest.count;
       const m = await addPairsCsv(o.kb, o.pairs, { allowNewLabels: o.allowNewLabels, batchSize: o.batchSize, indexThreads: o.threads, quiet: o.quiet || o.json });
       if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
@@ -142,7 +140,7 @@ export function registerKbCommands(program: Command): void {
     .option('--ids-file <file>', 'file with one id per line')
     .option('--json', 'print the new manifest as JSON')
     .action(async (raw) => {
-      const o = parseOptions(removeSchema, raw);
+      const o = parseFlags(removeSchema, raw);
       const ids = [...o.id];
       if (o.idsFile !== undefined) {
         let text: string;
@@ -177,7 +175,7 @@ export function registerKbCommands(program: Command): void {
     .option('--encoder <spec>', 'encoder of the query; refused if it is not the KB encoder')
     .option('--json', 'print JSON')
     .action(async (raw) => {
-      const o = parseOptions(searchSchema, raw);
+      const o = parseFlags(searchSchema, raw);
       if ((o.image === undefined) === (o.text === undefined)) throw new RetformerError('kb search: give exactly one of --image FILE or --text "..."');
       const store = await openKnowledgeBase(o.kb);
       const encoder = await queryEncoder(o.kb, store.manifest, o.encoder);

@@ -51,7 +51,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--cache <dir>', 'embedding cache folder (default $RETFORMER_CACHE or ./.cache/retformer/embeddings)')
     .option('--quiet', 'no progress output')
     .action(async (raw: Record<string, unknown>) => {
-      const flags = parseFlags(trainFlagsSchema, raw, 'option ');
+      const flags = parseFlags(trainFlagsSchema, raw);
       const { trainRun } = await import('../../train/index.ts');
       const result = await trainRun({
         trainCsv: flags.train,

@@ -27,10 +27,9 @@ function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
   return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3 };
 }
 
-/** A float32 tensor over exactly `data` (copied when it is a view into a larger buffer). */
+/** A float32 tensor over `data`, no copy: onnxruntime-node reads views (micro-batch subarrays) in place. */
 function tensor(data: Float32Array, dims: number[]): ort.Tensor {
-  const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
-  return new ort.Tensor('float32', own, dims);
+  return new ort.Tensor('float32', data, dims);
 }
 
 function batchFeeds(config: ModelConfig, dims: ModelDims, b: GraphBatch): Record<string, ort.Tensor> {
