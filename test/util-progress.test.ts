@@ -23,11 +23,12 @@ describe('progress reporting off a terminal', () => {
     const p = startProgress('epoch 1/2', 4, { unit: 'samples', sink: s, intervalMs: 0, fields: ['loss'] });
     p.tick(1, { loss: '2.50' });
     p.update(3, { loss: '1.25' });
+    p.tick(); // reaching the total writes no periodic line: the summary follows
     p.stop();
     assert.equal(s.lines.length, 3);
     assert.match(s.lines[0], /^epoch 1\/2: 1\/4 \(25%\), [\d.]+ samples\/s loss 2\.50\n$/);
     assert.match(s.lines[1], /^epoch 1\/2: 3\/4 \(75%\), .* loss 1\.25\n$/);
-    assert.match(s.lines[2], /done in .* loss 1\.25\n$/);
+    assert.match(s.lines[2], /^epoch 1\/2: 4\/4 done in .* loss 1\.25\n$/);
   });
 
   it('is silent when quiet', () => {

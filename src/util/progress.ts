@@ -50,7 +50,7 @@ export function startProgress(label: string, total: number, options: ProgressOpt
     let lastLine = performance.now();
     let stopped = false;
     const maybeLine = () => {
-      if (performance.now() - lastLine < interval) return;
+      if (done >= total || performance.now() - lastLine < interval) return; // the summary line follows
       lastLine = performance.now();
       const pct = total > 0 ? ` (${((100 * done) / total).toFixed(0)}%)` : '';
       sink.write(`${label}: ${done}/${total}${pct}, ${rate()} ${unit}/s${fieldText()}\n`);

@@ -11,7 +11,6 @@ import { parseFlags } from '../parse-flags.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-
 const intOpt = (min: number) => z.coerce.number().int().min(min);
 
 const buildSchema = z.object({
