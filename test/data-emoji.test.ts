@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readClassList } from '../src/data/classes.ts';
-import { type EmojiBenchmarkInfo, buildEmojiBenchmark, emojiPicturePath, emojiText, loadEmojiRecords } from '../src/data/emoji.ts';
+import { type EmojiBenchmarkInfo, type EmojiVendor, buildEmojiBenchmark, emojiPicturePath, emojiText, loadEmojiRecords } from '../src/data/emoji.ts';
 import { readDataset } from '../src/data/readers.ts';
 import { classCounts } from '../src/data/stats.ts';
 import type { Dataset } from '../src/data/types.ts';
@@ -48,6 +48,18 @@ describe('emoji benchmark (default split)', () => {
     assert.deepEqual(info.edges, { many: 40, few: 16 });
     assert.equal(info.buckets.many.classes + info.buckets.medium.classes + info.buckets.few.classes, 99);
     assert.equal(info.droppedDuplicates, 0);
+    // the same sizes derived from the packages' records directly (one picture per emoji and vendor;
+    // nothing dropped): a split that lost or duplicated pictures would disagree
+    const records = (vendors: EmojiVendor[]) => vendors.flatMap((v) => loadEmojiRecords(v));
+    const trainRecords = records(['apple', 'facebook']);
+    assert.equal(train.samples.length, trainRecords.length);
+    assert.equal(test.samples.length, records(['google']).length);
+    assert.equal(kb.samples.length, records(['twitter']).length);
+    assert.deepEqual(classes, [...new Set(records(['apple', 'facebook', 'google', 'twitter']).map((r) => r.subcategory))].sort());
+    assert.deepEqual(
+      counts,
+      classes.map((c) => trainRecords.filter((r) => r.subcategory === c).length),
+    );
     const onDisk = JSON.parse(readFileSync(join(dir, 'info.json'), 'utf8'));
     assert.deepEqual(onDisk.counts, info.counts);
     assert.equal(onDisk.files.train, 'train.csv');

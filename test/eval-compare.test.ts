@@ -3,9 +3,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { readDataset } from '../src/data/index.ts';
+import { zeroShot } from '../src/eval/baselines.ts';
 import { runComparison } from '../src/eval/compare.ts';
 import type { CompareResults } from '../src/eval/results.ts';
-import { buildKnowledgeBase } from '../src/kb/index.ts';
+import { buildKnowledgeBase, openKbEncoder } from '../src/kb/index.ts';
 import { type TinyDataset, writeTinyDataset } from './helpers/eval-dataset.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'retformer-eval-compare-'));
@@ -59,6 +61,15 @@ describe('runComparison with the training-free baselines', () => {
     const md = readFileSync(join(out, 'results.md'), 'utf8');
     assert.match(md, /\| kNN vote \| 100\.0 \| 100\.0 \| 100\.0 \| 100\.0 \|/);
     assert.match(md, /\| Zero-shot \|/);
+    // zero-shot: the predictions of the baseline itself on the KB encoder's test embeddings
+    const zs = results.methods[1];
+    const encoder = await openKbEncoder(kbDir);
+    const testSet = readDataset(data.test);
+    const expected = await zeroShot(encoder, await encoder.embedImages(testSet.samples.map((x) => x.path)), results.classes);
+    await encoder.close();
+    assert.deepEqual(zs.predictions, expected);
+    assert.equal(zs.metrics.n, 12);
+    assert.match(steps[1], /eval zero-shot: overall [\d.]+%/);
     assert.equal(existsSync(join(out, 'runs')), false);
   });
 

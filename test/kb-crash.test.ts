@@ -1,22 +1,39 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
-import { buildKnowledgeBase, openKbEncoder, openKnowledgeBase } from '../src/kb/index.ts';
+import type { Encoder } from '../src/encoders/types.ts';
+import { CRASH_POINTS, type CrashPoint } from '../src/kb/crash-point.ts';
+import { buildKnowledgeBase, type FileKbManifest, KB_FILES, openKbEncoder, openKnowledgeBase, readManifest } from '../src/kb/index.ts';
 import { toCsv } from '../src/util/csv.ts';
 import { Rng } from '../src/util/rng.ts';
-import { removeTempDirs, tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
+import { type FixturePair, removeTempDirs, tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
 
 after(removeTempDirs);
 
 const CLI = resolve('bin/retformer.js');
-const ITERATIONS = 14;
+/** Pairs per added CSV; with ADD_BATCH per appended batch an add writes several batches. */
 const BATCH = 60;
+const ADD_BATCH = 8;
+const RANDOM_KILLS = 6;
 
-function startCli(args: string[]): { child: ChildProcess; done: Promise<number | null> } {
-  const child = spawn('node', [CLI, ...args], { stdio: 'ignore', env: { ...process.env, RETFORMER_QUIET: '1' } });
-  const done = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+function startCli(args: string[], crashAt?: CrashPoint): { child: ChildProcess; done: Promise<Exit> } {
+  const env: NodeJS.ProcessEnv = { ...process.env, RETFORMER_QUIET: '1' };
+  delete env.RETFORMER_TEST_CRASH_AT;
+  if (crashAt) env.RETFORMER_TEST_CRASH_AT = crashAt;
+  const child = spawn('node', [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let stderr = '';
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const done = new Promise<Exit>((res) => child.on('close', (code, signal) => res({ code, signal, stderr })));
   return { child, done };
 }
 
@@ -24,96 +41,203 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolve when the writer has taken the KB lock (it is past start-up and about to write), or has exited. */
 async function writerStarted(kbDir: string, exited: () => boolean): Promise<void> {
-  while (!existsSync(join(kbDir, 'lock')) && !exited()) await sleep(2);
+  while (!existsSync(join(kbDir, KB_FILES.lock)) && !exited()) await sleep(2);
 }
 
-test('kill -9 during kb add / kb remove at random points: the KB always reopens at a committed state', { timeout: 120_000 }, async (t0) => {
-  const rng = new Rng(2024);
+const generationFiles = (kbDir: string) =>
+  readdirSync(kbDir)
+    .filter((f) => /^(image|text)-\d+\.usearch$|^tombstones-|\.tmp-/.test(f))
+    .sort();
+const namedFiles = (m: FileKbManifest) => [m.files.imageIndex, m.files.textIndex, ...(m.files.tombstones ? [m.files.tombstones] : [])].sort();
+const size = (kbDir: string, name: string) => statSync(join(kbDir, name)).size;
+
+/** A KB built from BATCH pairs, and a fixture for adding/removing batches of copies of them. */
+async function fixture() {
   const dir = tempDir();
   const { csv, pairs } = await writePairsFixture(dir, { n: BATCH, seed: 9 });
   const kbDir = join(dir, 'kb');
   await buildKnowledgeBase({ pairsCsv: csv, out: kbDir, encoderSpec: 'pixels', quiet: true });
   const encoder = await openKbEncoder(kbDir);
   const probe = await encoder.embedImages([join(dir, pairs[7].path)]); // [1, dim]
-
-  let committed = new Set(pairs.map((p) => p.id)); // the ids of the last committed state
   let nextBatch = 1;
-  const batchCsv = (b: number) => {
-    const file = join(dir, `batch-${b}.csv`);
-    writeFileSync(file, toCsv(['id', 'path', 'text', 'label'], pairs.map((p) => ({ ...p, id: `b${b}-${p.id}` }))));
-    return file;
+  return {
+    dir,
+    kbDir,
+    pairs,
+    encoder,
+    probe,
+    /** Write the next batch CSV (copies of the fixture pairs with ids "b<N>-..."); returns its file and ids. */
+    nextBatchCsv(): { file: string; ids: string[] } {
+      const b = nextBatch++;
+      const file = join(dir, `batch-${b}.csv`);
+      writeFileSync(file, toCsv(['id', 'path', 'text', 'label'], pairs.map((p) => ({ ...p, id: `b${b}-${p.id}` }))));
+      return { file, ids: pairs.map((p) => `b${b}-${p.id}`) };
+    },
+    idsFile(ids: string[], name: string): string {
+      const file = join(dir, name);
+      writeFileSync(file, `${ids.join('\n')}\n`);
+      return file;
+    },
   };
+}
+
+/**
+ * Reopen the KB (which repairs a crashed writer's leftovers) and check that it is exactly the
+ * committed state `expected`: the live ids, the append-only files cut to the committed lengths,
+ * only the live generation's files on disk, and a search that finds the probe image.
+ */
+async function assertCommittedState(kbDir: string, expected: Set<string>, probe: Float32Array, encoder: Encoder, probePair: FixturePair, what: string): Promise<FileKbManifest> {
+  const kb = await openKnowledgeBase(kbDir);
+  try {
+    const ids = (await kb.meta(kb.liveRows())).map((m) => m.id);
+    assert.equal(ids.length, new Set(ids).size, `${what}: duplicate live ids`);
+    assert.deepEqual([...ids].sort(), [...expected].sort(), `${what}: live ids`);
+    assert.equal(kb.size, expected.size, `${what}: manifest count`);
+    const m = kb.manifest;
+    assert.equal(size(kbDir, KB_FILES.imageVectors), m.rows * m.dim * 4, `${what}: image vectors cut to the committed rows`);
+    assert.equal(size(kbDir, KB_FILES.textVectors), m.rows * m.dim * 4, `${what}: text vectors cut to the committed rows`);
+    assert.equal(size(kbDir, KB_FILES.meta), m.metaBytes, `${what}: metadata cut to the committed bytes`);
+    assert.equal(size(kbDir, KB_FILES.metaIndex), m.rows * 8, `${what}: metadata index cut to the committed rows`);
+    assert.deepEqual(generationFiles(kbDir), namedFiles(m), `${what}: only the live generation's files remain`);
+    // searching works and finds the probe image (or one of its copies in the added batches)
+    const [top] = await kb.search(probe, { k: 3, queryEncoderId: encoder.id });
+    assert.match(top[0].id, new RegExp(`^(b\\d+-)?${probePair.id}$`), `${what}: search`);
+    assert.ok(top[0].similarity > 0.999, `${what}: search similarity ${top[0].similarity}`);
+    return m;
+  } finally {
+    await kb.close();
+  }
+}
+
+interface Scenario {
+  point: CrashPoint;
+  /** true: the crash is past the commit point and the KB must reopen at the new state. */
+  commits: boolean;
+  /** Rows past the committed length left in the vector files by the crash. */
+  tailRows: number;
+  /** Generation files on disk the (on-disk) manifest does not name, left by the crash. */
+  strays: (old: FileKbManifest, next: number) => string[];
+  op: 'add' | 'remove';
+}
+
+const pad = (g: number) => String(g).padStart(6, '0');
+// In this order on one KB: the second remove:after-manifest supersedes an existing tombstone file.
+const SCENARIOS: Scenario[] = [
+  { point: 'add:after-first-batch', op: 'add', commits: false, tailRows: ADD_BATCH, strays: () => [] },
+  { point: 'add:before-index-save', op: 'add', commits: false, tailRows: BATCH, strays: () => [] },
+  { point: 'add:before-manifest', op: 'add', commits: false, tailRows: BATCH, strays: (_, g) => [`image-${pad(g)}.usearch`, `text-${pad(g)}.usearch`] },
+  { point: 'add:after-manifest', op: 'add', commits: true, tailRows: 0, strays: (old) => [old.files.imageIndex, old.files.textIndex] },
+  { point: 'remove:after-manifest', op: 'remove', commits: true, tailRows: 0, strays: () => [] },
+  { point: 'remove:before-manifest', op: 'remove', commits: false, tailRows: 0, strays: (_, g) => [`tombstones-${pad(g)}.json`] },
+  { point: 'remove:after-manifest', op: 'remove', commits: true, tailRows: 0, strays: (old) => [old.files.tombstones ?? ''] },
+];
+
+test('kill -9 of kb add / kb remove at each named stage of the write: the KB reopens at exactly the expected committed state', { timeout: 120_000 }, async (t) => {
+  assert.deepEqual(new Set(SCENARIOS.map((s) => s.point)), new Set(CRASH_POINTS), 'every crash point is exercised');
+  const f = await fixture();
+  let committed = new Set(f.pairs.map((p) => p.id));
+  let removals = 0;
+  for (const s of SCENARIOS) {
+    const old = readManifest(f.kbDir);
+    let args: string[];
+    let next: Set<string>;
+    if (s.op === 'add') {
+      const batch = f.nextBatchCsv();
+      assert.ok(BATCH > ADD_BATCH * 2, 'the add is written in several batches');
+      args = ['kb', 'add', '--kb', f.kbDir, '--pairs', batch.file, '--batch-size', String(ADD_BATCH)];
+      next = new Set([...committed, ...batch.ids]);
+    } else {
+      const victims = [...committed].filter((id) => id.startsWith('b')).slice(0, 5);
+      args = ['kb', 'remove', '--kb', f.kbDir, '--ids-file', f.idsFile(victims, `remove-${removals++}.txt`)];
+      next = new Set([...committed].filter((id) => !victims.includes(id)));
+    }
+    const started = performance.now();
+    const exit = await startCli(args, s.point).done;
+    assert.equal(exit.signal, 'SIGKILL', `${s.point}: the CLI died by SIGKILL (exit ${exit.code}, stderr: ${exit.stderr.slice(0, 500)})`);
+
+    // what the crash left on disk, before anything reopens the KB
+    const onDisk = readManifest(f.kbDir);
+    assert.equal(onDisk.generation, s.commits ? old.generation + 1 : old.generation, `${s.point}: manifest generation on disk`);
+    assert.ok(existsSync(join(f.kbDir, KB_FILES.lock)), `${s.point}: the dead writer's lock is left behind`);
+    assert.equal(size(f.kbDir, KB_FILES.imageVectors), (onDisk.rows + s.tailRows) * onDisk.dim * 4, `${s.point}: uncommitted vector rows on disk`);
+    const strays = s.strays(old, old.generation + 1);
+    assert.ok(strays.every((n) => n !== ''), `${s.point}: scenario expects a superseded file`);
+    assert.deepEqual(generationFiles(f.kbDir), [...namedFiles(onDisk), ...strays].sort(), `${s.point}: generation files on disk`);
+
+    const m = await assertCommittedState(f.kbDir, s.commits ? next : committed, f.probe, f.encoder, f.pairs[7], s.point);
+    assert.equal(m.generation, onDisk.generation);
+    if (s.commits) committed = next;
+    t.diagnostic(`${s.point}: killed after ${Math.round(performance.now() - started)} ms, ${s.tailRows} uncommitted rows, ${strays.length} stray files; reopened at generation ${m.generation} with ${m.count} pairs`);
+  }
+
+  // the repaired KB still takes a normal add and remove
+  const batch = f.nextBatchCsv();
+  const added = await startCli(['kb', 'add', '--kb', f.kbDir, '--pairs', batch.file, '--batch-size', String(ADD_BATCH)]).done;
+  assert.equal(added.code, 0, added.stderr);
+  committed = new Set([...committed, ...batch.ids]);
+  const victims = batch.ids.slice(0, 3);
+  const removed = await startCli(['kb', 'remove', '--kb', f.kbDir, '--ids-file', f.idsFile(victims, 'remove-last.txt')]).done;
+  assert.equal(removed.code, 0, removed.stderr);
+  committed = new Set([...committed].filter((id) => !victims.includes(id)));
+  await assertCommittedState(f.kbDir, committed, f.probe, f.encoder, f.pairs[7], 'after the crashes');
+  await f.encoder.close();
+});
+
+test('kill -9 of kb add / kb remove at seeded random moments: the KB always reopens at one of the two committed states', { timeout: 120_000 }, async (t) => {
+  // Where the kills land depends on machine load, so only the outcome of each is asserted,
+  // never how many landed on which side of the commit (the test above covers each side).
+  const rng = new Rng(2024);
+  const f = await fixture();
+  let committed = new Set(f.pairs.map((p) => p.id));
 
   // an uninterrupted add sets the time scale for the kills: from taking the lock to exiting
-  const first = startCli(['kb', 'add', '--kb', kbDir, '--pairs', batchCsv(nextBatch), '--batch-size', '8']);
-  let firstExited = false;
-  first.done.then(() => {
-    firstExited = true;
+  const first = f.nextBatchCsv();
+  const run0 = startCli(['kb', 'add', '--kb', f.kbDir, '--pairs', first.file, '--batch-size', String(ADD_BATCH)]);
+  let exited0 = false;
+  run0.done.then(() => {
+    exited0 = true;
   });
-  await writerStarted(kbDir, () => firstExited);
-  const t = performance.now();
-  assert.equal(await first.done, 0);
-  const writeMs = Math.max(20, performance.now() - t);
-  for (const p of pairs) committed.add(`b${nextBatch}-${p.id}`);
-  nextBatch++;
+  await writerStarted(f.kbDir, () => exited0);
+  const t0 = performance.now();
+  const exit0 = await run0.done;
+  assert.equal(exit0.code, 0, exit0.stderr);
+  const writeMs = Math.max(20, performance.now() - t0);
+  committed = new Set([...committed, ...first.ids]);
 
-  const outcomes = { unchanged: 0, committed: 0, midWrite: 0 };
-  for (let it = 0; it < ITERATIONS; it++) {
-    const removing = it % 4 === 3;
-    const before = new Set(committed);
-    let after: Set<string>;
+  const outcomes = { unchanged: 0, committed: 0 };
+  for (let it = 0; it < RANDOM_KILLS; it++) {
+    const removing = it % 3 === 2;
     let args: string[];
+    let next: Set<string>;
     if (removing) {
       const victims = [...committed].filter((id) => id.startsWith('b')).slice(0, 5);
-      const idsFile = join(dir, `remove-${it}.txt`);
-      writeFileSync(idsFile, `${victims.join('\n')}\n`);
-      args = ['kb', 'remove', '--kb', kbDir, '--ids-file', idsFile];
-      after = new Set([...committed].filter((id) => !victims.includes(id)));
+      args = ['kb', 'remove', '--kb', f.kbDir, '--ids-file', f.idsFile(victims, `remove-${it}.txt`)];
+      next = new Set([...committed].filter((id) => !victims.includes(id)));
     } else {
-      args = ['kb', 'add', '--kb', kbDir, '--pairs', batchCsv(nextBatch), '--batch-size', '8'];
-      after = new Set([...committed, ...pairs.map((p) => `b${nextBatch}-${p.id}`)]);
+      const batch = f.nextBatchCsv();
+      args = ['kb', 'add', '--kb', f.kbDir, '--pairs', batch.file, '--batch-size', String(ADD_BATCH)];
+      next = new Set([...committed, ...batch.ids]);
     }
     const run = startCli(args);
     let exited = false;
     run.done.then(() => {
       exited = true;
     });
-    await writerStarted(kbDir, () => exited);
+    await writerStarted(f.kbDir, () => exited);
     await sleep(writeMs * 1.2 * rng.next());
     run.child.kill('SIGKILL');
     await run.done;
 
-    // did the kill land mid-write (uncommitted bytes or files on disk)?
-    const onDisk = JSON.parse(readFileSync(join(kbDir, 'manifest.json'), 'utf8'));
-    if (statSync(join(kbDir, 'image.f32')).size > onDisk.rows * onDisk.dim * 4 || existsSync(join(kbDir, 'lock'))) outcomes.midWrite++;
-    const kb = await openKnowledgeBase(kbDir);
+    const kb = await openKnowledgeBase(f.kbDir);
     const ids = new Set((await kb.meta(kb.liveRows())).map((m) => m.id));
-    const same = (s: Set<string>) => s.size === ids.size && [...s].every((id) => ids.has(id));
-    assert.ok(same(before) || same(after), `iteration ${it}: ${ids.size} live ids match neither committed state (${before.size} or ${after.size})`);
-    assert.equal(kb.size, ids.size);
-    if (same(after)) {
-      outcomes.committed++;
-      committed = after;
-      if (!removing) nextBatch++;
-    } else outcomes.unchanged++;
-    // searching works and finds the probe image (or one of its copies in the added batches)
-    const [top] = await kb.search(probe, { k: 3, queryEncoderId: encoder.id });
-    assert.match(top[0].id, new RegExp(`^(b\\d+-)?${pairs[7].id}$`));
-    assert.ok(top[0].similarity > 0.999);
-    // only the committed generation's files remain
-    const m = kb.manifest;
-    const genFiles = readdirSync(kbDir).filter((f) => /^(image|text)-\d+\.usearch$|^tombstones-/.test(f));
-    assert.deepEqual(genFiles.sort(), [m.files.imageIndex, m.files.textIndex, ...(m.files.tombstones ? [m.files.tombstones] : [])].sort());
     await kb.close();
+    const same = (s: Set<string>) => s.size === ids.size && [...s].every((id) => ids.has(id));
+    assert.ok(same(committed) || same(next), `kill ${it}: ${ids.size} live ids match neither committed state (${committed.size} or ${next.size})`);
+    const landed = same(next) ? 'committed' : 'unchanged';
+    outcomes[landed]++;
+    await assertCommittedState(f.kbDir, landed === 'committed' ? next : committed, f.probe, f.encoder, f.pairs[7], `kill ${it}`);
+    if (landed === 'committed') committed = next;
   }
-  t0.diagnostic(`outcomes over ${ITERATIONS} kills: ${JSON.stringify(outcomes)}`);
-  // both sides of the commit point were hit
-  assert.ok(outcomes.unchanged > 0 && outcomes.committed > 0, `kills landed on both sides of the commit: ${JSON.stringify(outcomes)}`);
-  // and the KB still takes a normal add afterwards
-  const last = startCli(['kb', 'add', '--kb', kbDir, '--pairs', batchCsv(nextBatch)]);
-  assert.equal(await last.done, 0);
-  const kb = await openKnowledgeBase(kbDir);
-  assert.equal(kb.size, committed.size + BATCH);
-  await kb.close();
-  await encoder.close();
+  t.diagnostic(`outcomes over ${RANDOM_KILLS} kills: ${JSON.stringify(outcomes)}`);
+  await f.encoder.close();
 });

@@ -131,6 +131,7 @@ test('variants see only their modalities: no-text ignores neighbour texts, no-im
   assert.ok(same(run('no-image', x), run('no-image', y)), 'no-image must ignore neighbour images');
   assert.ok(!same(run('no-image', x), run('no-image', z)), 'no-image must use texts');
   assert.ok(same(run('image-only', x), run('image-only', z)), 'image-only must ignore texts');
+  assert.ok(!same(run('image-only', x), run('image-only', y)), 'image-only must use neighbour images');
   assert.ok(same(run('mlp-only', x), run('mlp-only', y)) && same(run('mlp-only', x), run('mlp-only', z)));
   assert.ok(!same(run('full', x), run('full', y)) && !same(run('full', x), run('full', z)));
 });
@@ -148,4 +149,31 @@ test('attention output is a distribution over the k neighbours', () => {
     }
     for (const v of vars.values()) v.dispose();
   }
+});
+
+test('attention weight peaks on the neighbour whose text matches the query (known answer, right columns)', () => {
+  // One layer, one head, identity projections (D = 6 into width 8, zero-padded): the image query z
+  // attends over the texts with scores <LN(z), LN(text_j)> * 9 / sqrt(8), which peak (Cauchy-Schwarz) at the neighbour
+  // whose text equals z; the zero text slot of the query makes the other direction uniform. The
+  // reported weights must peak at that neighbour's rank (so the query's own slot is not reported
+  // as a neighbour, and columns are not shifted).
+  const dims = { inputDim: D, classes: C };
+  const k = 3;
+  const d = 8;
+  const config = ModelConfigSchema.parse({ k, width: d, heads: 1, layers: 1, hidden: 8 });
+  const params = initParams(paramSpecs(config, dims), 3);
+  const eye = (rows: number, s: number) => Float32Array.from({ length: rows * d }, (_, i) => (i % d === Math.floor(i / d) ? s : 0)); // [rows, d]
+  for (const [name, value] of [['proj.image', eye(D, 1)], ['proj.text', eye(D, 1)], ['l0.t.wq', eye(d, 3)], ['l0.t.wk', eye(d, 3)]] as const) params.get(name)!.data.set(value);
+  const x = inputs(k, 7);
+  const matching = [1, 2]; // sample b's neighbour matching[b] has the query's own vector as its text
+  for (const [b, m] of matching.entries()) x.nbTexts.set(x.query.subarray(b * D, (b + 1) * D), (b * k + m) * D);
+  const vars = toVariables(params);
+  const att = tf.tidy(() => forward(vars, config, dims, tokens(x, k), { attention: true }).attention!.arraySync());
+  for (const v of vars.values()) v.dispose();
+  att.forEach((row, b) => {
+    const best = row.indexOf(Math.max(...row));
+    assert.equal(best, matching[b], `sample ${b}: weights ${row.map((v) => v.toFixed(3)).join(' ')}`);
+    // the uniform direction gives each of the k+1 slots 1/(k+1); the peaked one most of its mass to one text
+    assert.ok(row[best] > 0.5, `peak ${row[best]}`);
+  });
 });

@@ -61,7 +61,13 @@ describe('ONNX CLIP encoder on the generated tiny CLIP', () => {
     assert.deepEqual(ids[0], ids[1]);
     assert.equal(Number(ids[0][0]), START);
     assert.ok(ids[0].some((t, i) => i > 0 && Number(t) === END));
-    assert.ok(Number(ids[0][1]) < 512 + 300, 'BPE merges make word tokens');
+    // the tiny BPE learned 'face</w>' as one merged token (ids past the 512 byte-level base tokens)
+    const faceId = tok.model.vocab['face</w>'] as number;
+    assert.ok(faceId >= 512, 'face</w> is a merged token in the fixture vocabulary');
+    const word = (id: number | bigint) => Object.keys(tok.model.vocab).find((w) => tok.model.vocab[w] === Number(id));
+    const body = ids[0].slice(1, ids[0].findIndex((t, i) => i > 0 && Number(t) === END)).map(word);
+    assert.equal(body.join(''), 'a</w>happy</w>face</w>', 'the tokens spell the lower-cased words');
+    assert.equal(body.at(-1), 'face</w>', 'BPE merges make word tokens');
     assert.equal(ids[2].length, length, 'padded to the batch length');
     const long = enc.tokenize([Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ')]);
     assert.equal(long.length, 16, 'context length from config.json');

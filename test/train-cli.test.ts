@@ -27,6 +27,12 @@ function cli(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+const historyEpochs = (runDir: string) =>
+  readFileSync(join(runDir, 'history.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).epoch);
+
 const common = () => ['--train', trainCsv, '--kb', kbDir, '--config', configFile, '--cache', join(dir, 'cache'), '--quiet'];
 
 test('retformer train: trains, saves the run, refuses to overwrite, resumes, and the run predicts', async () => {
@@ -47,8 +53,27 @@ test('retformer train: trains, saves the run, refuses to overwrite, resumes, and
   assert.match(again.stderr, /^retformer: .*run folder exists; use --resume .* or --force/);
   assert.equal(again.stderr.trim().split('\n').length, 1);
 
-  const resumed = cli('train', ...common(), '--out', out, '--resume');
+  // resuming a finished run trains nothing: history and weights stay as they were
+  const weightsBefore = readFileSync(join(out, 'model', 'weights.bin'));
+  const finished = cli('train', ...common(), '--out', out, '--resume');
+  assert.equal(finished.code, 0, finished.stderr);
+  assert.match(finished.stdout, /^nothing to resume: .* has finished all 2 epochs\n$/);
+  assert.deepEqual(historyEpochs(out), [1, 2]);
+  assert.deepEqual(readFileSync(join(out, 'model', 'weights.bin')), weightsBefore);
+
+  // stopped after epoch 1 of 2 (1 epoch trained, saved config then says 2): --resume trains only epoch 2
+  // and ends on the same weights as the uninterrupted run
+  const part = join(dir, 'run-part');
+  const first = cli('train', ...common(), '--out', part, '--k', '4', '--epochs', '1', '--variant', 'full', '--loss', 'lace', '--seed', '3');
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(historyEpochs(part), [1]);
+  const cfgFile = join(part, 'config.json');
+  writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, 'utf8')), epochs: 2 }));
+  const resumed = cli('train', ...common(), '--out', part, '--resume');
   assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stdout, /^trained .* s, epoch 2 \(resumed\) \(.* samples\/s\)\n$/);
+  assert.deepEqual(historyEpochs(part), [1, 2]);
+  assert.deepEqual(readFileSync(join(part, 'model', 'weights.bin')), weightsBefore);
 
   const run = await loadRun(out);
   const queries = new Float32Array(2 * run.kb.dim);

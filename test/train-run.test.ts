@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { trainRun } from '../src/train/index.ts';
 import { loadRun } from '../src/train/run.ts';
+import type { HistoryLine } from '../src/train/run-files.ts';
 import { RetformerError } from '../src/util/errors.ts';
 import { makeClusteredProblem, makeTmp } from './helpers/train-fixtures.ts';
 
@@ -13,11 +14,25 @@ after(() => tmp.cleanup());
 const problem = makeClusteredProblem({ dim: 16, trainCounts: [12, 8, 3], testPerClass: 4, kbPerClass: 6, imageNoise: 1, textNoise: 0.3, seed: 5 });
 const base = { variant: 'full', epochs: 2, batchSize: 8, microBatch: 4, width: 8, heads: 2, layers: 2, hidden: 16, k: 4, seed: 9 };
 
-function run(outDir: string, config: Record<string, unknown>, extra: { resume?: boolean; force?: boolean } = {}) {
+function run(outDir: string, config: Record<string, unknown>, extra: { resume?: boolean; force?: boolean; onEpoch?: (line: HistoryLine) => void } = {}) {
   return trainRun({ dataset: problem.train, kb: problem.kb, encoder: problem.encoder, embeddings: problem.trainEmbeddings, outDir: join(tmp.dir, outDir), quiet: true, config, ...extra });
 }
 
 const weights = (dir: string) => readFileSync(join(tmp.dir, dir, 'model', 'weights.bin'));
+const historyEpochs = (dir: string) =>
+  readFileSync(join(tmp.dir, dir, 'history.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).epoch);
+
+/** Emulate "stopped after epoch 1 of 2": train 1 epoch, then rewrite the saved config to 2 epochs. */
+async function interruptedAfterEpoch1(dir: string) {
+  await run(dir, { ...base, epochs: 1 });
+  const cfgFile = join(tmp.dir, dir, 'config.json');
+  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, epochs: 2 }));
+  assert.equal(JSON.parse(readFileSync(join(tmp.dir, dir, 'checkpoint', 'state.json'), 'utf8')).epoch, 1);
+}
 
 test('a run writes its config, KB id, classes, counts, history, checkpoint and model', async () => {
   const r = await run('a', base);
@@ -58,10 +73,34 @@ test('resume continues from the checkpoint to the same weights as an uninterrupt
   const cfgFile = join(tmp.dir, 'r', 'config.json');
   const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
   writeFileSync(cfgFile, JSON.stringify({ ...cfg, epochs: 2 }));
-  await run('r', {}, { resume: true });
+  const trained: number[] = [];
+  await run('r', {}, { resume: true, onEpoch: (l) => trained.push(l.epoch) });
+  assert.deepEqual(trained, [2], 'the resume trains only the remaining epoch');
+  assert.deepEqual(historyEpochs('r'), [1, 2]);
+  assert.deepEqual(weights('r'), weights('a'));
+  // resuming a finished run trains nothing and leaves history and weights alone
+  const done: number[] = [];
+  await run('r', {}, { resume: true, onEpoch: (l) => done.push(l.epoch) });
+  assert.deepEqual(done, []);
+  assert.deepEqual(historyEpochs('r'), [1, 2]);
   assert.deepEqual(weights('r'), weights('a'));
   await run('r', base, { force: true });
   assert.deepEqual(weights('r'), weights('a'));
+});
+
+test('resume really starts from the checkpoint on disk: perturbed checkpoint weights change the result', async () => {
+  await interruptedAfterEpoch1('rp');
+  // scale every saved weight of the epoch-1 checkpoint by 1.01
+  const binFile = join(tmp.dir, 'rp', 'checkpoint', 'epoch-1', 'weights.bin');
+  const bytes = readFileSync(binFile);
+  const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  for (let i = 0; i < values.length; i++) values[i] *= 1.01;
+  writeFileSync(binFile, new Uint8Array(values.buffer));
+  const trained: number[] = [];
+  await run('rp', {}, { resume: true, onEpoch: (l) => trained.push(l.epoch) });
+  assert.deepEqual(trained, [2]);
+  assert.deepEqual(historyEpochs('rp'), [1, 2]);
+  assert.notDeepEqual(weights('rp'), weights('a'), 'a resume that ignores the checkpoint would equal the uninterrupted run');
 });
 
 test('loadRun predicts with attention over the neighbours; adaptive runs report a gate', async () => {

@@ -2,6 +2,7 @@ import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { RetformerError } from '../util/errors.ts';
 import { writeJsonAtomic } from '../util/fs.ts';
+import { crashPoint } from './crash-point.ts';
 import { type FileKbManifest, indexFileName, KB_FILES } from './format.ts';
 import type { HnswIndex } from './hnsw.ts';
 import { fsyncPath } from '../util/fs.ts';
@@ -101,13 +102,16 @@ export class KbAppender {
       this.liveIds.set(p.meta.id, this.rows + i);
       if (p.meta.label !== undefined) this.labels.add(p.meta.label);
     });
+    const first = this.rows === this.base.rows;
     this.rows += n;
     this.metaBytes = end;
+    if (first) crashPoint('add:after-first-batch');
   }
 
   /** Make the appended rows durable and visible: fsync data, write the new indexes, replace the manifest. */
   commit(): FileKbManifest {
     this.closeFds(true);
+    crashPoint('add:before-index-save');
     const generation = this.base.generation + 1;
     const files = { ...this.base.files, imageIndex: indexFileName('image', generation), textIndex: indexFileName('text', generation) };
     for (const [index, name] of [
@@ -118,6 +122,7 @@ export class KbAppender {
       index.save(path);
       fsyncPath(path);
     }
+    crashPoint('add:before-manifest');
     const manifest: FileKbManifest = {
       ...this.base,
       generation,
@@ -129,6 +134,7 @@ export class KbAppender {
       updatedAt: new Date().toISOString(),
     };
     writeJsonAtomic(join(this.dir, KB_FILES.manifest), manifest);
+    crashPoint('add:after-manifest');
     return manifest;
   }
 

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { RetformerError } from '../util/errors.ts';
 import { fsyncPath, writeJsonAtomic } from '../util/fs.ts';
 import { type AppendOptions, KbAppender, type Locate } from './appender.ts';
+import { crashPoint } from './crash-point.ts';
 import { type FileKbManifest, isGenerationFile, KB_FILES, readManifest, tombstoneFileName } from './format.ts';
 import { type HnswIndex, hnswSearch, newHnswIndex } from './hnsw.ts';
 import { filterMatches } from './search-filter.ts';
@@ -265,7 +266,9 @@ export class FileKnowledgeBase implements KnowledgeBase {
         files: { ...old.files, tombstones: tombFile },
         updatedAt: new Date().toISOString(),
       };
+      crashPoint('remove:before-manifest');
       writeJsonAtomic(join(this.dir, KB_FILES.manifest), next);
+      crashPoint('remove:after-manifest');
       deleteSuperseded(this.dir, old, next);
       this.closeState();
       this.load();

@@ -52,6 +52,9 @@ export interface TrainRunResult {
   runDir: string;
   seconds: number;
   samplesPerSecond: number;
+  /** Epochs trained by this call (0 when a resumed run had finished), and the run's total. */
+  epochsTrained: number;
+  epochs: number;
 }
 
 /** Check RUN_DIR without touching it: refuse to overwrite a run unless resuming or forced. Returns true when resuming. */
@@ -175,7 +178,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
 
     const data: TrainingData = { n: dataset.samples.length, dim: D, k: config.k, classes: classes.length, embeddings, labels, table };
     const result = await trainLoop(runDir, config, data, counts, resuming, options);
-    return { runDir, seconds: (performance.now() - started) / 1000, samplesPerSecond: result.samplesPerSecond };
+    return { runDir, seconds: (performance.now() - started) / 1000, ...result, epochs: config.epochs };
   } finally {
     if (ownEncoder) await encoder?.close();
     if (ownKb) await kb?.close();
@@ -188,7 +191,7 @@ export function modelConfigOf(config: TrainConfig): ModelConfig {
   return { variant, k, width, heads, layers, hidden, ffn, adaptive, tau };
 }
 
-async function trainLoop(runDir: string, config: TrainConfig, data: TrainingData, counts: number[], resuming: boolean, options: TrainRunOptions): Promise<{ samplesPerSecond: number }> {
+async function trainLoop(runDir: string, config: TrainConfig, data: TrainingData, counts: number[], resuming: boolean, options: TrainRunOptions): Promise<{ samplesPerSecond: number; epochsTrained: number }> {
   const model = modelConfigOf(config);
   const dims = { inputDim: data.dim, classes: data.classes };
   const specs = paramSpecs(model, dims);
@@ -255,7 +258,7 @@ async function trainLoop(runDir: string, config: TrainConfig, data: TrainingData
   } finally {
     await trainer.dispose();
   }
-  return { samplesPerSecond: trainedSeconds > 0 ? trainedSamples / trainedSeconds : 0 };
+  return { samplesPerSecond: trainedSeconds > 0 ? trainedSamples / trainedSeconds : 0, epochsTrained: config.epochs - start.epoch };
 }
 
 /** Write weights + AdamW moments into checkpoint/epoch-<e>/, then point state.json at it, then drop older folders. */

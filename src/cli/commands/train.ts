@@ -64,6 +64,11 @@ export function registerTrainCommand(program: Command): void {
         cacheDir: flags.cache,
         quiet: flags.quiet,
       });
-      process.stdout.write(`trained ${result.runDir} in ${result.seconds.toFixed(1)} s (${result.samplesPerSecond.toFixed(1)} samples/s)\n`);
+      if (result.epochsTrained === 0) process.stdout.write(`nothing to resume: ${result.runDir} has finished all ${result.epochs} epochs\n`);
+      else {
+        const from = result.epochs - result.epochsTrained + 1;
+        const resumed = from === 1 ? '' : from === result.epochs ? `, epoch ${from} (resumed)` : `, epochs ${from}-${result.epochs} (resumed)`;
+        process.stdout.write(`trained ${result.runDir} in ${result.seconds.toFixed(1)} s${resumed} (${result.samplesPerSecond.toFixed(1)} samples/s)\n`);
+      }
     });
 }

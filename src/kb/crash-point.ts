@@ -1,0 +1,19 @@
+/**
+ * Test hook (test/kb-crash.test.ts): `kill -9` this process at the named stage of a KB write when
+ * RETFORMER_TEST_CRASH_AT names it; otherwise a no-op (the variable is read once, at load).
+ */
+export const CRASH_POINTS = [
+  'add:after-first-batch', // one batch of vectors/metadata appended past the committed lengths
+  'add:before-index-save', // every batch appended and fsynced, no new index file yet
+  'add:before-manifest', // new index files saved, manifest not yet replaced
+  'add:after-manifest', // new manifest renamed into place, superseded index files not yet deleted
+  'remove:before-manifest', // new tombstone file written, manifest not yet replaced
+  'remove:after-manifest', // new manifest renamed into place, superseded tombstone file not yet deleted
+] as const;
+export type CrashPoint = (typeof CRASH_POINTS)[number];
+
+const crashAt = process.env.RETFORMER_TEST_CRASH_AT;
+
+export function crashPoint(name: CrashPoint): void {
+  if (crashAt === name) process.kill(process.pid, 'SIGKILL');
+}
