@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readClassList, writeClassList } from '../src/data/classes.ts';
 import { writeManifest } from '../src/data/manifest.ts';
-import { detectFormat, labelIndices, readDataset } from '../src/data/readers.ts';
+import { checkImagesExist, detectFormat, labelIndices, readDataset } from '../src/data/readers.ts';
 import { RetformerError } from '../src/util/errors.ts';
 import { makeTmpDir } from './helpers/data-fixtures.ts';
 
@@ -76,6 +76,15 @@ describe('CSV manifests', () => {
     throwsOneLine(() => readDataset(emptyLabel), new RegExp(`^${emptyLabel}:1: empty label`));
     const dupList = file('dup.txt', 'a\nb\na\n');
     throwsOneLine(() => readClassList(dupList), new RegExp(`^${dupList}:3: duplicate class "a"`));
+  });
+
+  it('reads manifests whose pictures are absent; checkImagesExist names the first missing row and counts the rest', () => {
+    const csv = file('m.csv', 'path,label\nhere.png,x\ngone.png,x\nalso-gone.png,y\n');
+    writeFileSync(join(csv, '..', 'here.png'), 'not really a png');
+    const dataset = readDataset(csv);
+    assert.equal(dataset.samples.length, 3);
+    throwsOneLine(() => checkImagesExist(dataset), new RegExp(`^${csv}:2: image not found: .*gone\\.png \\(and 1 more missing\\)$`));
+    checkImagesExist({ ...dataset, samples: dataset.samples.slice(0, 1) });
   });
 });
 

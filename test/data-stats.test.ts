@@ -72,4 +72,13 @@ describe('retformer data stats', () => {
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /^retformer: bad bucket edges/);
   });
+
+  it('names a misspelt flag as unknown (with a suggestion) rather than the required flag as missing', async () => {
+    const typo = await runDataCli(['stats', '--manfest', 'x.csv']);
+    assert.notEqual(typo.code, 0);
+    assert.match(typo.stderr, /^error: unknown option '--manfest'\n\(Did you mean --manifest\?\)/);
+    const help = await runDataCli(['stats', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--manifest <input>/);
+  });
 });

@@ -88,6 +88,15 @@ describe('evaluateRun', () => {
   });
 });
 
+describe('embedTestImages', () => {
+  it('refuses a missing picture before embedding anything, naming the manifest row', async () => {
+    const { test, encoder } = await fixture();
+    test.samples[2] = { ...test.samples[2], path: join(work, 'img', 'gone.png') };
+    await assert.rejects(embedTestImages(encoder, test, { cacheDir: join(work, 'cache-5'), quiet: true }), /test\.csv:3: image not found: .*gone\.png$/);
+    assert.equal(encoder.imageCalls.length, 0);
+  });
+});
+
 describe('labelIndices', () => {
   it('maps labels through the given class order, not the dataset order', () => {
     const ds: Dataset = { source: 't.csv', classes: ['b', 'a'], samples: [{ path: '/x', label: 'a', row: 1 }, { path: '/y', label: 'b', row: 2 }] };

@@ -47,7 +47,7 @@ describe('ONNX CLIP encoder errors', () => {
   });
 
   it('names a variant whose files are absent and the variants that are there', async () => {
-    await assert.rejects(loadOnnxClipEncoder(modelDir, { variant: 'quantized' }), userError(/missing onnx\/vision_model_quantized\.onnx for variant q8 \(this folder has the variants: fp32, fp16/));
+    await assert.rejects(loadOnnxClipEncoder(modelDir, { variant: 'quantized' }), userError(/missing onnx\/vision_model_quantized\.onnx for variant q8 \("quantized"\) \(this folder has the variants: fp32, fp16/));
   });
 
   it('reports a corrupt or missing image as a one-line error naming it', async () => {

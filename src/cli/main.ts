@@ -1,5 +1,6 @@
-import { Command, CommanderError } from 'commander';
+import { type Command, CommanderError } from 'commander';
 import { RetformerError } from '../util/errors.ts';
+import { RetformerCommand } from './command.ts';
 import { registerCompareCommand } from './commands/compare.ts';
 import { registerDataCommands } from './commands/data.ts';
 import { registerDemoCommand } from './commands/demo.ts';
@@ -10,7 +11,7 @@ import { registerTrainCommand } from './commands/train.ts';
 
 /** Build the `retformer` command tree. Each command family lives in its own module under commands/. */
 export function buildProgram(): Command {
-  const program = new Command('retformer')
+  const program = new RetformerCommand('retformer')
     .description('Retrieval-augmented image recognition (RetFormer): image-text knowledge base, cross-fusion model, long-tail evaluation.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');

@@ -17,6 +17,6 @@ export {
 export { type LongTailOptions, type LongTailResult, longTailCounts, makeLongTail } from './longtail.ts';
 export { MANIFEST_COLUMNS, type ManifestRow, manifestColumnsFor, writeManifest } from './manifest.ts';
 export { type NoiseOptions, type NoiseResult, addLabelNoise, flipTarget } from './noise.ts';
-export { type DatasetFormat, IMAGE_EXTENSIONS, type ReadDatasetOptions, detectFormat, labelIndices, readDataset } from './readers.ts';
+export { type DatasetFormat, IMAGE_EXTENSIONS, type ReadDatasetOptions, checkImagesExist, detectFormat, labelIndices, readDataset } from './readers.ts';
 export { type DatasetStats, bucketOf, classCounts, datasetStats, formatStats, validateEdges } from './stats.ts';
 export type { Dataset, Sample } from './types.ts';

@@ -77,6 +77,18 @@ export function labelIndices(dataset: Dataset): Int32Array {
   return out;
 }
 
+/**
+ * Refuse a dataset that names image files which do not exist, before any embedding starts: one line
+ * naming the manifest and row of the first missing picture (and how many more are missing). Reading
+ * a dataset does not check (statistics and splits work on manifests without their pictures).
+ */
+export function checkImagesExist(dataset: Dataset): void {
+  const missing = dataset.samples.filter((s) => !existsSync(s.path));
+  if (missing.length === 0) return;
+  const more = missing.length > 1 ? ` (and ${missing.length - 1} more missing)` : '';
+  throw inputError(dataset.source, missing[0].row, `image not found: ${missing[0].path}${more}`);
+}
+
 function resolvePath(base: string, p: string): string {
   return isAbsolute(p) ? resolve(p) : resolve(base, p);
 }

@@ -47,7 +47,8 @@ export async function decodeImage(src: ImageSource, options: DecodeOptions = {})
       : /premature|truncat|end of (file|stream)|corrupt|Invalid|bad|read error/i.test(msg)
         ? 'unreadable image (truncated or corrupt)'
         : 'cannot decode image';
-    throw new RetformerError(`${describe(src)}: ${kind}: ${msg.split('\n')[0]}`, { cause: err });
+    const detail = msg.split('\n')[0].replace(/[\s:]+$/, ''); // sharp's messages can end in a dangling colon
+    throw new RetformerError(`${describe(src)}: ${kind}${detail ? `: ${detail}` : ''}`, { cause: err });
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Dataset } from '../data/types.ts';
+import { checkImagesExist } from '../data/readers.ts';
 import { EmbeddingCache, defaultCacheDir } from '../encoders/cache.ts';
 import type { Encoder } from '../encoders/types.ts';
 import type { LoadedRun, Prediction } from '../train/types.ts';
@@ -54,6 +55,7 @@ export function labelIndices(test: Dataset, classes: readonly string[], owner = 
 
 /** Embed the test pictures with `encoder` through the on-disk embedding cache, with a progress bar: [n, dim]. */
 export async function embedTestImages(encoder: Encoder, test: Dataset, options: { cacheDir?: string; quiet?: boolean } = {}): Promise<Float32Array> {
+  checkImagesExist(test);
   const cache = new EmbeddingCache(options.cacheDir ?? defaultCacheDir(), encoder);
   const paths = test.samples.map((s) => s.path);
   const progress = startProgress('embed test', paths.length, { unit: 'img', quiet: options.quiet });

@@ -1,6 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { labelIndices, readDataset } from '../data/index.ts';
+import { checkImagesExist, labelIndices, readDataset } from '../data/index.ts';
 import type { Dataset } from '../data/types.ts';
 import { defaultCacheDir, EmbeddingCache } from '../encoders/cache.ts';
 import type { Encoder } from '../encoders/types.ts';
@@ -139,6 +139,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     // training embeddings through the on-disk cache
     let embeddings = options.embeddings;
     if (!embeddings) {
+      checkImagesExist(dataset);
       const cache = new EmbeddingCache(options.cacheDir ?? defaultCacheDir(), encoder);
       const bar = startProgress('embed', dataset.samples.length, { unit: 'img', quiet });
       embeddings = await cache.embedImages(

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { CommanderError } from 'commander';
+import { RetformerCommand } from '../../src/cli/command.ts';
 import { registerDataCommands } from '../../src/cli/commands/data.ts';
 import { toCsv } from '../../src/util/csv.ts';
 import { RetformerError } from '../../src/util/errors.ts';
@@ -41,7 +42,7 @@ export interface CliRun {
 export async function runDataCli(args: string[]): Promise<CliRun> {
   const out: string[] = [];
   const err: string[] = [];
-  const program = new Command('retformer').exitOverride();
+  const program = new RetformerCommand('retformer').exitOverride();
   program.configureOutput({ writeOut: (s) => out.push(s), writeErr: (s) => err.push(s) });
   registerDataCommands(program, { out: (s) => out.push(s), err: (s) => err.push(s) });
   const quiet = process.env.RETFORMER_QUIET;

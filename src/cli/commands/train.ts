@@ -45,7 +45,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--lr <x>', 'peak learning rate (default 5e-4)')
     .option('--loss <name>', 'ce | lace (logit-adjusted CE; default ce)')
     .option('--seed <n>', 'seed for init, shuffles and Mixup (default 0)')
-    .option('--threads <n>', 'ONNX Runtime threads for training (default 1: bit-reproducible; 2 threads measured 1.3x faster on 2 idle cores)')
+    .option('--threads <n>', 'ONNX Runtime threads for training (default 1: bit-reproducible; 2 threads measured 1.6x faster on 2 idle cores)')
     .option('--resume', 'continue an interrupted run from its last checkpoint (keeps its saved config)')
     .option('--force', 'replace an existing run folder')
     .option('--cache <dir>', 'embedding cache folder (default $RETFORMER_CACHE or ./.cache/retformer/embeddings)')

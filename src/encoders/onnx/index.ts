@@ -54,7 +54,10 @@ function lockTransformersToLocalFiles(): void {
   env.allowLocalModels = true;
   env.useFSCache = false;
   env.useBrowserCache = false;
-  env.logLevel = 40; // errors only
+  // fatal only: load errors reach the user as one line (our message quotes ONNX Runtime's), not as
+  // ONNX Runtime's multi-line log blocks on stderr first
+  env.logLevel = 50;
+  (env.backends.onnx as { setLogLevel?: (level: number) => void }).setLogLevel?.(50);
 }
 
 function resolveDevice(option: OnnxDevice | undefined): OnnxDevice {

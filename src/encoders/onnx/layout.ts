@@ -82,7 +82,7 @@ export function checkClipFolder(dir: string, variantName: string | undefined): C
     if (existsSync(join(dir, f))) continue;
     const have = availableVariants(dir);
     const also = have.length > 0 ? ` (this folder has the variants: ${have.join(', ')}; pick one with onnx:<dir>#<variant>)` : '';
-    throw new RetformerError(`ONNX CLIP folder ${dir} is missing ${f} for variant ${variant.name}${also}: ${CLIP_DOWNLOAD_HINT}`);
+    throw new RetformerError(`ONNX CLIP folder ${dir} is missing ${f} for variant ${variant.name}${variantName !== undefined && variantName !== variant.name ? ` ("${variantName}")` : ''}${also}: ${CLIP_DOWNLOAD_HINT}`);
   }
   return { dir, variant, visionFile, textFile };
 }
