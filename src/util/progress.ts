@@ -16,6 +16,10 @@ export interface ProgressOptions {
   quiet?: boolean;
   /** Extra field names rendered after the bar, e.g. ['loss']. */
   fields?: string[];
+  /** Where to write (default stderr); tests pass their own. */
+  sink?: ProgressSink;
+  /** Off a terminal: at most one progress line per this many ms (default 10 s). */
+  intervalMs?: number;
 }
 
 const silent: Progress = { tick() {}, update() {}, stop() {} };
@@ -32,7 +36,7 @@ const stderrSink = (): ProgressSink => ({ isTTY: Boolean(process.stderr.isTTY), 
  * rate and ETA. Otherwise (logs, pipes, CI): one plain line every `intervalMs` while work goes on
  * and one summary line at the end, so that a log holds no redraw noise.
  */
-export function startProgress(label: string, total: number, options: ProgressOptions & { sink?: ProgressSink; intervalMs?: number } = {}): Progress {
+export function startProgress(label: string, total: number, options: ProgressOptions = {}): Progress {
   if (options.quiet || process.env.RETFORMER_QUIET === '1') return silent;
   const sink = options.sink ?? stderrSink();
   const unit = options.unit ?? 'it';
