@@ -1,11 +1,10 @@
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { RetformerError } from '../util/errors.ts';
-import { writeJsonAtomic } from '../util/fs.ts';
+import { fsyncPath, writeJsonAtomic } from '../util/fs.ts';
 import { crashPoint } from './crash-point.ts';
 import { type FileKbManifest, indexFileName, KB_FILES } from './format.ts';
 import type { HnswIndex } from './hnsw.ts';
-import { fsyncPath } from '../util/fs.ts';
 import { writeAll } from './storage.ts';
 import type { EmbeddedPair } from './types.ts';
 

@@ -20,7 +20,6 @@ export function writeAll(fd: number, buf: Uint8Array, position: number): void {
   while (done < buf.byteLength) done += writeSync(fd, buf, done, buf.byteLength - done, position + done);
 }
 
-
 export function vectorFileName(modality: Modality): string {
   return modality === 'image' ? KB_FILES.imageVectors : KB_FILES.textVectors;
 }

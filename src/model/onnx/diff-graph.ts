@@ -52,7 +52,6 @@ export class DiffGraph {
     return { name, shape, grad };
   }
 
-
   /** A baked trainable-shaped weight (inference graphs): a constant to the graph. */
   weight(name: string, data: Float32Array, shape: readonly number[]): Value {
     return { name: this.b.floatConst(name, data, [...shape]), shape, grad: false };
@@ -168,27 +167,25 @@ export class DiffGraph {
 
   /** Layer norm over the last axis (ONNX LayerNormalization, whose Mean and InvStdDev outputs the backward reuses). */
   layerNorm(x: Value, gamma: Value, beta: Value, eps = 1e-5): Value {
-    const d = x.shape[x.shape.length - 1];
     const [y, mean, inv] = this.b.nodeOutputs('LayerNormalization', [x.name, gamma.name, beta.name], { axis: -1, epsilon: { float: eps } }, [
       this.b.fresh('ln'),
       this.b.fresh('ln_mean'),
       this.b.fresh('ln_inv'),
     ]);
     const out: Value = { name: y, shape: x.shape, grad: x.grad || gamma.grad || beta.grad };
-    const rowAxes = x.shape.slice(0, -1).map((_, i) => i);
     if (out.grad) {
       this.push([x, gamma, beta], out, (g) => {
-          const xhat = this.b.node('Mul', [this.b.node('Sub', [x.name, mean]), inv]); // [.., d]
-          let gx: string | undefined;
-          if (x.grad) {
-            const gh = this.b.node('Mul', [g, gamma.name]);
-            const m1 = this.b.node('ReduceMean', [gh], { axes: [-1], keepdims: 1 });
-            const m2 = this.b.node('ReduceMean', [this.b.node('Mul', [gh, xhat])], { axes: [-1], keepdims: 1 });
-            gx = this.b.node('Mul', [inv, this.b.node('Sub', [this.b.node('Sub', [gh, m1]), this.b.node('Mul', [xhat, m2])])]);
-          }
-          const gg = gamma.grad ? this.b.node('Reshape', [this.b.node('ReduceSum', [this.b.node('Mul', [g, xhat]), this.ints(rowAxes)], { keepdims: 0 }), this.ints([d])]) : undefined;
-          const gb = beta.grad ? this.b.node('Reshape', [this.b.node('ReduceSum', [g, this.ints(rowAxes)], { keepdims: 0 }), this.ints([d])]) : undefined;
-          return [gx, gg, gb];
+        const xhat = this.b.node('Mul', [this.b.node('Sub', [x.name, mean]), inv]); // [.., d]
+        let gx: string | undefined;
+        if (x.grad) {
+          const gh = this.b.node('Mul', [g, gamma.name]);
+          const m1 = this.b.node('ReduceMean', [gh], { axes: [-1], keepdims: 1 });
+          const m2 = this.b.node('ReduceMean', [this.b.node('Mul', [gh, xhat])], { axes: [-1], keepdims: 1 });
+          gx = this.b.node('Mul', [inv, this.b.node('Sub', [this.b.node('Sub', [gh, m1]), this.b.node('Mul', [xhat, m2])])]);
+        }
+        const gg = gamma.grad ? this.unbroadcast(this.b.node('Mul', [g, xhat]), x.shape, gamma.shape) : undefined;
+        const gb = beta.grad ? this.unbroadcast(g, x.shape, beta.shape) : undefined;
+        return [gx, gg, gb];
       });
     }
     return out;
@@ -223,12 +220,12 @@ export class DiffGraph {
     const out: Value = { name, shape, grad: xs.some((v) => v.grad) };
     if (out.grad) {
       this.push(xs, out, (g) => {
-          let at = 0;
-          return xs.map((v) => {
-            const start = at;
-            at += v.shape[axis];
-            return v.grad ? this.b.node('Slice', [g, this.ints([start]), this.ints([at]), this.ints([axis])]) : undefined;
-          });
+        let at = 0;
+        return xs.map((v) => {
+          const start = at;
+          at += v.shape[axis];
+          return v.grad ? this.b.node('Slice', [g, this.ints([start]), this.ints([at]), this.ints([axis])]) : undefined;
+        });
       });
     }
     return out;
