@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -51,5 +51,18 @@ describe('kb build --encoder onnx:<dir> with the generated tiny CLIP', () => {
     const r = await cli(['kb', 'build', '--pairs', join(root, 'pairs.csv'), '--encoder', `onnx:${missing}`, '--out', join(root, 'kb2')]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, new RegExp(`^retformer: ONNX CLIP folder ${missing} does not exist: .*clip-vit-base-patch16.*\\n$`));
+  });
+
+  // the CPU-only install (.npmrc onnxruntime-node-install=skip) has no CUDA provider library
+  const cudaInstalled = existsSync(join(import.meta.dirname, '..', 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', 'x64', 'libonnxruntime_providers_cuda.so'));
+  it('a CUDA device without the CUDA provider is one line, with the install hint (no ONNX Runtime log blocks)', { skip: cudaInstalled && 'the CUDA provider is installed' }, async () => {
+    const r = await run(process.execPath, [BIN, 'kb', 'build', '--pairs', join(root, 'pairs.csv'), '--encoder', `onnx:${modelDir}`, '--out', join(root, 'kb-cuda')], {
+      env: { ...process.env, RETFORMER_QUIET: '1', RETFORMER_ORT_DEVICE: 'cuda' },
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^retformer: ONNX CLIP folder .* \(variant fp32, device cuda\): cannot load: .*onnxruntime-node-install=cuda12.*\n$/);
   });
 });
