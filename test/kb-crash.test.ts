@@ -241,3 +241,30 @@ test('kill -9 of kb add / kb remove at seeded random moments: the KB always reop
   t.diagnostic(`outcomes over ${RANDOM_KILLS} kills: ${JSON.stringify(outcomes)}`);
   await f.encoder.close();
 });
+
+test('kill -9 of kb build mid-write leaves no KB; the next build clears the dead temp folder and succeeds', { timeout: 60_000 }, async () => {
+  const dir = tempDir();
+  const { csv, pairs } = await writePairsFixture(dir, { n: BATCH, seed: 4 });
+  const kbDir = join(dir, 'kb');
+  const args = ['kb', 'build', '--pairs', csv, '--out', kbDir, '--encoder', 'pixels', '--batch-size', String(ADD_BATCH)];
+  const crashed = await startCli(args, 'add:after-first-batch').done;
+  assert.equal(crashed.signal, 'SIGKILL', `the build died by SIGKILL (exit ${crashed.code}, stderr: ${crashed.stderr.slice(0, 500)})`);
+  assert.ok(!existsSync(kbDir), 'no KB folder after a killed build');
+  const leftovers = readdirSync(dir).filter((f) => f.startsWith('.kb.building-'));
+  assert.equal(leftovers.length, 1, 'the killed build left its temp folder');
+  assert.ok(existsSync(join(dir, leftovers[0], KB_FILES.imageVectors)), 'with the rows it had appended');
+
+  const rebuilt = await startCli(args).done;
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith('.kb.building-')),
+    [],
+    'the dead build’s temp folder is gone',
+  );
+  const kb = await openKnowledgeBase(kbDir);
+  try {
+    assert.equal(kb.size, pairs.length);
+  } finally {
+    await kb.close();
+  }
+});

@@ -14,7 +14,17 @@ export class RetformerCommand extends Command {
     const parsed = super.parseOptions(argv);
     const flag = parsed.unknown[0];
     const wantsHelp = parsed.unknown.some((a) => a === '--help' || a === '-h'); // commander answers help from the unknown list
-    if (this.commands.length === 0 && flag?.startsWith('-') && !wantsHelp) (this as unknown as { unknownOption(flag: string): never }).unknownOption(flag);
+    if (this.commands.length === 0 && flag?.startsWith('-') && !wantsHelp) this.reportUnknownOption(flag);
     return parsed;
+  }
+
+  /**
+   * Commander's own report (with its suggestion) lives in an undeclared method; should an upgrade
+   * rename it, the same first line is still printed, only without the suggestion.
+   */
+  private reportUnknownOption(flag: string): never {
+    const internal = (this as unknown as { unknownOption?: (flag: string) => never }).unknownOption;
+    if (typeof internal === 'function') internal.call(this, flag);
+    this.error(`error: unknown option '${flag}'`, { code: 'commander.unknownOption' });
   }
 }

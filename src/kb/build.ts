@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createEncoder, DEFAULT_ENCODER_SPEC, openEncoder, parseEncoderSpec } from '../encoders/registry.ts';
 import type { Encoder } from '../encoders/types.ts';
@@ -26,6 +26,29 @@ export interface BuildOptions {
 
 export const DEFAULT_BATCH_SIZE = 256;
 
+/** A build of NAME writes into `.NAME.building-<pid>` beside it until its final rename. */
+const buildFolderPrefix = (name: string) => `.${name}.building-`;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Delete the temp folders of earlier builds of NAME whose process is gone (killed mid-build), and this process's own. */
+function removeDeadBuilds(parent: string, name: string): void {
+  const prefix = buildFolderPrefix(name);
+  for (const entry of readdirSync(parent)) {
+    if (!entry.startsWith(prefix)) continue;
+    const pid = Number(entry.slice(prefix.length));
+    if (!Number.isInteger(pid) || (pid !== process.pid && processAlive(pid))) continue;
+    rmSync(join(parent, entry), { recursive: true, force: true });
+  }
+}
+
 /**
  * The engine behind `kb build`: embed every (image, text) pair with a frozen encoder, store the
  * vectors row-aligned with their metadata, index both modalities. Everything is written into a
@@ -37,8 +60,8 @@ export async function buildKnowledgeBase(opts: BuildOptions): Promise<FileKbMani
   const rows = readPairsCsv(opts.pairsCsv);
   const parent = dirname(out);
   mkdirSync(parent, { recursive: true });
-  const tmp = join(parent, `.${basename(out)}.building-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
+  removeDeadBuilds(parent, basename(out));
+  const tmp = join(parent, `${buildFolderPrefix(basename(out))}${process.pid}`);
   mkdirSync(tmp);
   let encoder: Encoder | undefined;
   let abort: (() => void) | undefined;

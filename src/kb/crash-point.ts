@@ -1,6 +1,7 @@
 /**
  * Test hook (test/kb-crash.test.ts): `kill -9` this process at the named stage of a KB write when
  * RETFORMER_TEST_CRASH_AT names it; otherwise a no-op (the variable is read once, at load).
+ * `kb build` appends through the same path, so the add stages also stop a build.
  */
 export const CRASH_POINTS = [
   'add:after-first-batch', // one batch of vectors/metadata appended past the committed lengths
