@@ -171,3 +171,42 @@ test('user errors are one-line RetformerErrors', async () => {
     (e: unknown) => e instanceof RetformerError && /does not match the KB's encoder/.test(e.message),
   );
 });
+
+test('the KB changes under a trained run without retraining: added pairs are retrieved and move the prediction; removing them restores it exactly', async () => {
+  const p = makeClusteredProblem({ dim: 16, trainCounts: [12, 8, 3], testPerClass: 4, kbPerClass: 6, imageNoise: 1, textNoise: 0.3, seed: 5 });
+  await trainRun({ dataset: p.train, kb: p.kb, encoder: p.encoder, embeddings: p.trainEmbeddings, outDir: join(tmp.dir, 'live'), quiet: true, config: base });
+  const weightsBefore = weights('live');
+  const loaded = await loadRun(join(tmp.dir, 'live'), { kb: p.kb, encoder: p.encoder });
+  try {
+    const D = 16;
+    const q = p.testEmbeddings.subarray(0, D); // a class-0 test picture
+    const [before] = await loaded.predict(q);
+    const generation = p.kb.manifest.generation;
+    // k new pairs whose image is the query itself and whose text is that of the KB pair nearest a class-2 test picture
+    const classTwoText = (await p.kb.vectors([(await p.kb.search(p.testEmbeddings.subarray(8 * D, 9 * D), { k: 1, queryEncoderId: p.encoder.id }))[0][0].row], 'text')).slice();
+    const added = Array.from({ length: base.k }, (_, j) => ({ meta: { id: `live-${j}`, text: 'a c2', source: `/fake/live/${j}.png`, label: 'c2' }, imageVector: q.slice(), textVector: classTwoText }));
+    p.kb.add(added);
+    assert.ok(p.kb.manifest.generation > generation, 'the add is a new KB generation');
+    const [after] = await loaded.predict(q);
+    assert.deepEqual(
+      after.neighbours.map((n) => n.id).sort(),
+      added.map((a) => a.meta.id).sort(),
+      'the new pairs are the nearest neighbours now',
+    );
+    assert.ok(after.neighbours.every((n) => n.similarity > 0.999));
+    assert.ok(
+      after.probs.some((x, c) => Math.abs(x - before.probs[c]) > 1e-4),
+      'the retrieval branch sees the new neighbours',
+    );
+    p.kb.remove(added.map((a) => a.meta.id));
+    const [restored] = await loaded.predict(q);
+    assert.deepEqual(
+      restored.neighbours.map((n) => n.id),
+      before.neighbours.map((n) => n.id),
+    );
+    assert.deepEqual([...restored.probs], [...before.probs]);
+  } finally {
+    await loaded.close();
+  }
+  assert.deepEqual(weights('live'), weightsBefore, 'no weight was touched');
+});
