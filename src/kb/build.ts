@@ -10,6 +10,7 @@ import { checksumDir, type FileKbManifest, KB_FILES, readManifest } from './form
 import { initKbFolder } from './init.ts';
 import { FileKnowledgeBase } from './file-kb.ts';
 import { embedPairRows, readPairsCsv } from './pairs.ts';
+import { processAlive } from './storage.ts';
 
 export interface BuildOptions {
   pairsCsv: string;
@@ -28,15 +29,6 @@ export const DEFAULT_BATCH_SIZE = 256;
 
 /** A build of NAME writes into `.NAME.building-<pid>` beside it until its final rename. */
 const buildFolderPrefix = (name: string) => `.${name}.building-`;
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Delete the temp folders of earlier builds of NAME whose process is gone (killed mid-build), and this process's own. */
 function removeDeadBuilds(parent: string, name: string): void {
