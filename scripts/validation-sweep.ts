@@ -1,17 +1,19 @@
 /**
- * Settings chosen on a VALIDATION split of the emoji benchmark, so that the demo's test pictures
+ * Settings read on a VALIDATION split of the emoji benchmark, so that the demo's test pictures
  * (google) play no part: RetFormer (full unless a --try names another variant) with each set of
- * overrides, over several seeds, against MLP only. How the default width/heads were checked, and the k ablation read without the test split:
+ * overrides, over several seeds, against MLP only. This is how the default width/heads were
+ * checked, and how the k ablation is read without the test split:
  *
- *   node --import tsx scripts/validation-sweep.ts --try width=64,heads=4 --try width=128,heads=4 [--seeds 0,1,2] [--jobs 2] [--out out/validation-sweep]
+ *   node --import tsx scripts/validation-sweep.ts --try width=64,heads=4 --try width=128,heads=4 \
+ *     [--seeds 0,1,2] [--jobs 2] [--out out/validation-sweep]
  *
- * Each --try is comma-separated config fields (any of src/train/config.ts, validated), applied on
- * top of the demo's recipe. Validation split: train on the apple pictures, validate on the facebook pictures, KB = the
- * twitter pictures with their texts (the demo's KB); the demo's recipe (configs/emoji-demo.json).
- * Buckets use half the demo's edges (Many > 20, Few < 8) because one vendor gives half the training
- * pictures per class, so the same classes land in the same buckets. Every run is `retformer train`
- * then `retformer eval --json` in a child process; finished runs are reused. Prints (and writes
- * OUT/results.md) mean +- sample standard deviation over seeds per config, MLP only for reference.
+ * Each --try is comma-separated config fields (any of src/train/config.ts, validated) applied on
+ * top of the demo's recipe (configs/emoji-demo.json). Validation split: train on the apple
+ * pictures, validate on the facebook pictures; the KB is the twitter pictures with their texts (the
+ * demo's KB). Buckets use half the demo's edges (Many > 20, Few < 8) because one vendor gives half
+ * the training pictures per class, so the same classes land in the same buckets. Every run is
+ * `retformer train` then `retformer eval --json` in a child process; finished runs are reused.
+ * Prints (and writes OUT/results.md) mean ± sample standard deviation over seeds per setting.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -129,7 +131,7 @@ const meanSd = (xs: number[]) => {
   return `${mu.toFixed(1)} ± ${sd.toFixed(1)}`;
 };
 const lines = [
-  `Validation split (train apple ${'->'} validate facebook, KB twitter), seeds ${seeds.join(',')}; mean ± sd over seeds.`,
+  `Validation split (train apple -> validate facebook, KB twitter), seeds ${seeds.join(',')}; mean ± sd over seeds.`,
   '',
   '| method | Many | Medium | Few | Overall |',
   '|---|---:|---:|---:|---:|',

@@ -36,7 +36,7 @@ function removeDeadBuilds(parent: string, name: string): void {
   for (const entry of readdirSync(parent)) {
     if (!entry.startsWith(prefix)) continue;
     const pid = Number(entry.slice(prefix.length));
-    if (!Number.isInteger(pid) || (pid !== process.pid && processAlive(pid))) continue;
+    if (!(Number.isInteger(pid) && pid > 0) || (pid !== process.pid && processAlive(pid))) continue;
     rmSync(join(parent, entry), { recursive: true, force: true });
   }
 }
