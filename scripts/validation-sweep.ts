@@ -19,6 +19,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { mapConcurrent } from '../src/encoders/image.ts';
 import { parseTrainConfig } from '../src/train/config.ts';
 
@@ -30,14 +31,24 @@ process.on('uncaughtException', (err) => {
 const BIN = fileURLToPath(new URL('../bin/retformer.js', import.meta.url));
 const DEMO_CONFIG = fileURLToPath(new URL('../configs/emoji-demo.json', import.meta.url));
 
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
-
-const out = resolve(flag('--out', 'out/validation-sweep'));
-const seeds = flag('--seeds', '0,1,2').split(',').map(Number);
-const jobs = Number(flag('--jobs', '2'));
+/** Strict flags: a misspelt one is an error, not silently the default. */
+const { values: flags } = parseArgs({
+  options: {
+    try: { type: 'string', multiple: true, default: [] },
+    seeds: { type: 'string', default: '0,1,2' },
+    jobs: { type: 'string', default: '2' },
+    out: { type: 'string', default: 'out/validation-sweep' },
+  },
+});
+const naturals = (name: string, raw: string, min: number): number[] =>
+  raw.split(',').map((x) => {
+    const v = Number(x);
+    if (!Number.isInteger(v) || v < min || x.trim() === '') throw new Error(`--${name}: ${raw} is not a comma-separated list of integers >= ${min}`);
+    return v;
+  });
+const out = resolve(flags.out);
+const seeds = naturals('seeds', flags.seeds, 0);
+const [jobs] = naturals('jobs', flags.jobs, 1);
 const recipe = JSON.parse(readFileSync(DEMO_CONFIG, 'utf8')) as Record<string, unknown>;
 /** A --try value as JSON would read it (numbers, true/false), else the string itself (`loss=lace`). */
 function parseValue(raw: string): unknown {
@@ -48,7 +59,7 @@ function parseValue(raw: string): unknown {
   }
 }
 /** `--try width=128,heads=4` -> the recipe with those fields, checked by the training config schema. */
-const tries = process.argv.flatMap((a, i) => (a === '--try' ? [process.argv[i + 1] ?? ''] : [])).map((spec) => {
+const tries = flags.try.map((spec) => {
   const fields = Object.fromEntries(
     spec.split(',').map((kv) => {
       const [key, value] = kv.split('=');

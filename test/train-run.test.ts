@@ -11,7 +11,8 @@ import { makeClusteredProblem, makeTmp } from './helpers/train-fixtures.ts';
 const tmp = makeTmp();
 after(() => tmp.cleanup());
 
-const problem = makeClusteredProblem({ dim: 16, trainCounts: [12, 8, 3], testPerClass: 4, kbPerClass: 6, imageNoise: 1, textNoise: 0.3, seed: 5 });
+const problemOptions = { dim: 16, trainCounts: [12, 8, 3], testPerClass: 4, kbPerClass: 6, imageNoise: 1, textNoise: 0.3, seed: 5 };
+const problem = makeClusteredProblem(problemOptions);
 const base = { variant: 'full', epochs: 2, batchSize: 8, microBatch: 4, width: 8, heads: 2, layers: 2, hidden: 16, k: 4, seed: 9 };
 
 function run(outDir: string, config: Record<string, unknown>, extra: { resume?: boolean; force?: boolean; onEpoch?: (line: HistoryLine) => void } = {}) {
@@ -173,17 +174,19 @@ test('user errors are one-line RetformerErrors', async () => {
 });
 
 test('the KB changes under a trained run without retraining: added pairs are retrieved and move the prediction; removing them restores it exactly', async () => {
-  const p = makeClusteredProblem({ dim: 16, trainCounts: [12, 8, 3], testPerClass: 4, kbPerClass: 6, imageNoise: 1, textNoise: 0.3, seed: 5 });
+  const p = makeClusteredProblem(problemOptions); // its own copy: this test edits the KB
   await trainRun({ dataset: p.train, kb: p.kb, encoder: p.encoder, embeddings: p.trainEmbeddings, outDir: join(tmp.dir, 'live'), quiet: true, config: base });
   const weightsBefore = weights('live');
   const loaded = await loadRun(join(tmp.dir, 'live'), { kb: p.kb, encoder: p.encoder });
   try {
-    const D = 16;
+    const D = problemOptions.dim;
     const q = p.testEmbeddings.subarray(0, D); // a class-0 test picture
     const [before] = await loaded.predict(q);
     const generation = p.kb.manifest.generation;
     // k new pairs whose image is the query itself and whose text is that of the KB pair nearest a class-2 test picture
-    const classTwoText = (await p.kb.vectors([(await p.kb.search(p.testEmbeddings.subarray(8 * D, 9 * D), { k: 1, queryEncoderId: p.encoder.id }))[0][0].row], 'text')).slice();
+    const classTwoPicture = p.testEmbeddings.subarray(8 * D, 9 * D); // test rows are 4 per class
+    const [[nearest]] = await p.kb.search(classTwoPicture, { k: 1, queryEncoderId: p.encoder.id });
+    const classTwoText = (await p.kb.vectors([nearest.row], 'text')).slice();
     const added = Array.from({ length: base.k }, (_, j) => ({ meta: { id: `live-${j}`, text: 'a c2', source: `/fake/live/${j}.png`, label: 'c2' }, imageVector: q.slice(), textVector: classTwoText }));
     p.kb.add(added);
     assert.ok(p.kb.manifest.generation > generation, 'the add is a new KB generation');
