@@ -15,27 +15,24 @@ import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
 import { initKbFolder } from '../src/kb/init.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';
 import { type ModelConfig, ModelConfigSchema } from '../src/model/config.ts';
-import * as ort from 'onnxruntime-node';
 import { initParams, paramSpecs, saveParams } from '../src/model/params.ts';
 import { initTf, tf } from '../src/model/tf.ts';
-import { ElemType, OnnxGraphBuilder } from '../src/util/onnx-builder.ts';
 import { TrainConfigSchema } from '../src/train/config.ts';
-import { smoothedOneHot } from '../src/train/loss.ts';
 import { loadRun } from '../src/train/run.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/rng.ts';
 import { makeClusteredProblem } from '../test/helpers/train-fixtures.ts';
 import { trainRun } from '../src/train/index.ts';
+import { BENCH_DIMS, MICRO_BATCH, ortMatmulRate, randomBatch, trainFlops } from './shared.ts';
 
 const quick = process.argv.includes('--quick');
 const threadsArg = process.argv.indexOf('--threads');
 const THREADS = threadsArg > 0 ? Number(process.argv[threadsArg + 1]) : 1;
-const D = 256;
-const C = 99;
+const { D, C } = BENCH_DIMS;
 const K = 32;
 const LAYERS = 4;
 const BATCH = 256;
-const MICRO = 128;
+const MICRO = MICRO_BATCH;
 const DEMO_SAMPLES = 3770;
 const DEMO_EPOCHS = 25;
 
@@ -52,30 +49,6 @@ function timeIt(f: () => tf.Tensor, reps: number): number {
   return (performance.now() - t0) / reps;
 }
 
-/** Plain MatMul GFLOP/s of [m,k]x[k,n] (batched when b > 0) in ONNX Runtime, as a one-node graph. */
-async function ortMatmulRate(m: number, k: number, n: number, b = 0, reps = 10): Promise<number> {
-  const g = new OnnxGraphBuilder();
-  const aDims = b > 0 ? [b, m, k] : [m, k];
-  const wDims = b > 0 ? [b, k, n] : [k, n];
-  // summed to a scalar in the graph so that copying the product out to JS is not timed (the
-  // reduction pass is, which makes the reference rate slightly conservative)
-  g.node('ReduceSum', [g.node('MatMul', ['a', 'w'])], { keepdims: 0 }, 'y');
-  const bytes = g.toBytes('matmul', [
-    { name: 'a', elemType: ElemType.FLOAT, dims: aDims },
-    { name: 'w', elemType: ElemType.FLOAT, dims: wDims },
-  ], [{ name: 'y', elemType: ElemType.FLOAT, dims: [] }]);
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: THREADS, interOpNumThreads: 1 });
-  const rng = new Rng(3);
-  const r = (dims: number[]) => new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((x, y) => x * y, 1) }, () => rng.normal()), dims);
-  const feeds = { a: r(aDims), w: r(wDims) };
-  for (let i = 0; i < 2; i++) await session.run(feeds);
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) await session.run(feeds);
-  const ms = (performance.now() - t0) / reps;
-  await session.release();
-  return (2 * Math.max(b, 1) * m * k * n) / ms / 1e6;
-}
-
 /** Plain matMul GFLOP/s of [m,k]x[k,n] in tfjs-wasm (batched when b > 0). */
 function matmulRate(m: number, k: number, n: number, b = 0, reps = 10): number {
   const a = tf.randomNormal(b > 0 ? [b, m, k] : [m, k]);
@@ -86,42 +59,10 @@ function matmulRate(m: number, k: number, n: number, b = 0, reps = 10): number {
   return (2 * Math.max(b, 1) * m * k * n) / ms / 1e6;
 }
 
-/** Forward FLOPs per sample (multiply-add = 2), by kind: 2-D products and batched attention products. */
-function forwardFlops(c: ModelConfig): { dense: number; attention: number; constInput: number } {
-  const d = c.width;
-  const T1 = c.k + 1;
-  const mlp = 2 * (D * c.hidden + c.hidden * C);
-  const proj = 2 * (T1 * D * d + c.k * D * d);
-  const fullDir = 4 * 2 * T1 * d * d; // q, k, v, o over all tokens
-  const lastDir = 2 * (2 * T1 * d * d + 2 * d * d); // k, v over all tokens; q, o for the query row
-  const dense = mlp + proj + (c.layers - 1) * 2 * fullDir + 2 * lastDir + 2 * (2 * d * C);
-  const attention = (c.layers - 1) * 2 * (2 * 2 * T1 * T1 * d) + 2 * (2 * 2 * T1 * d);
-  const constInput = 2 * D * c.hidden + proj;
-  return { dense, attention, constInput };
-}
-
-/** Training FLOPs per sample: forward, plus backward = 2x forward except the input gradient of the frozen embeddings. */
-function trainFlops(c: ModelConfig): { total: number; attention: number } {
-  const f = forwardFlops(c);
-  return { total: 3 * (f.dense + f.attention) - f.constInput, attention: 3 * f.attention };
-}
-
 async function trainRate(c: ModelConfig, steps: number): Promise<number> {
   const dims = { inputDim: D, classes: C };
   const trainer = new Trainer(c, dims, initParams(paramSpecs(c, dims), 1), { weightDecay: 0.1, microBatch: MICRO, threads: THREADS });
-  const rng = new Rng(2);
-  const r = (len: number) => Float32Array.from({ length: len }, () => rng.normal() * 0.06);
-  const batch = {
-    n: BATCH,
-    query: r(BATCH * D),
-    imageTokens: r(BATCH * (K + 1) * D),
-    neighbourTexts: r(BATCH * K * D),
-    targets: smoothedOneHot(
-      Array.from({ length: BATCH }, (_, i) => i % C),
-      C,
-      0.1,
-    ),
-  };
+  const batch = randomBatch(BATCH, K, { D, C }, 2);
   await trainer.step(batch, 1e-4);
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) await trainer.step(batch, 1e-4);
@@ -130,11 +71,7 @@ async function trainRate(c: ModelConfig, steps: number): Promise<number> {
   return (steps * BATCH) / seconds;
 }
 
-const lines: string[] = [];
-const out = (s = '') => {
-  lines.push(s);
-  process.stdout.write(`${s}\n`);
-};
+const out = (s = '') => process.stdout.write(`${s}\n`);
 
 out(`# RetFormer training benchmark (ONNX Runtime, ${THREADS} thread${THREADS > 1 ? 's' : ''})`);
 out();
@@ -155,7 +92,7 @@ const shapes: [string, number, number, number, number][] = [
 ];
 const rates = new Map<string, number>();
 for (const [name, m, k, n, b] of shapes) {
-  const g = await ortMatmulRate(m, k, n, b, quick ? 4 : 10);
+  const g = await ortMatmulRate(m, k, n, { b, reps: quick ? 4 : 10, threads: THREADS });
   const wasm = matmulRate(m, k, n, b, quick ? 2 : 4);
   rates.set(name, g);
   out(`| ${name} | ${b > 0 ? `${b} x ` : ''}[${m},${k}]x[${k},${n}] | ${g.toFixed(1)} | ${wasm.toFixed(1)} |`);
@@ -175,11 +112,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 const grid: [number, number][] = quick ? [[64, 4]] : [[32, 1], [32, 4], [64, 1], [64, 4], [128, 4]];
 for (const [width, heads] of grid) {
   const c = ModelConfigSchema.parse({ width, heads, k: K, layers: LAYERS });
-  const fl = trainFlops(c);
+  const fl = trainFlops(c, { D, C });
   const speeds: number[] = [];
   const ratios: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const ref = await ortMatmulRate(T, D, 64, 0, quick ? 4 : 20);
+    const ref = await ortMatmulRate(T, D, 64, { reps: quick ? 4 : 20, threads: THREADS });
     const sps = await trainRate(c, quick ? 3 : 8);
     speeds.push(sps);
     ratios.push((sps * fl.total) / 1e9 / ref);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type ModelConfig, ModelConfigSchema } from '../src/model/config.ts';
+import { DiffGraph } from '../src/model/onnx/diff-graph.ts';
 import { ForwardGraph, TrainGraph } from '../src/model/onnx/session.ts';
 import { initParams, paramSpecs, toVariables } from '../src/model/params.ts';
 import { forward } from '../src/model/retformer.ts';
@@ -51,6 +52,8 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 const cases: [string, Partial<ModelConfig>][] = [
   ['full, 2 heads', {}],
   ['full, 1 head', { heads: 1 }],
+  ['full, 4 heads, k 5 (T and h differ: a wrong head order fails)', { heads: 4, k: 5 }],
+  ['adaptive, 4 heads, k 5', { adaptive: true, heads: 4, k: 5 }],
   ['no-text', { variant: 'no-text' }],
   ['no-image', { variant: 'no-image' }],
   ['image-only', { variant: 'image-only' }],
@@ -99,7 +102,7 @@ for (const [name, overrides] of cases) {
 }
 
 test('ONNX inference graph equals the tfjs forward (logits, attention, gate)', async () => {
-  for (const overrides of [{ adaptive: true }, { variant: 'no-image' as const }, { variant: 'mlp-only' as const }]) {
+  for (const overrides of [{ adaptive: true }, { heads: 4, k: 5 }, { variant: 'no-image' as const }, { variant: 'mlp-only' as const }]) {
     const { config, dims, params, batch } = setup(overrides, 3);
     const vars = toVariables(params);
     const ref = tf.tidy(() => {
@@ -131,4 +134,12 @@ test('ONNX inference graph equals the tfjs forward (logits, attention, gate)', a
     else assert.equal(out.gate, undefined);
     for (const v of vars.values()) v.dispose();
   }
+});
+
+test('DiffGraph.permute refuses an order that is not a permutation of the axis', () => {
+  const g = new DiffGraph();
+  const x = g.input('x', [2, 3, 4], true);
+  assert.throws(() => g.permute(x, 1, [0, 0, 2]), /not a permutation/);
+  assert.throws(() => g.permute(x, 1, [0, 1]), /not a permutation/);
+  assert.equal(g.permute(x, 1, [2, 0, 1]).shape.join(','), '2,3,4');
 });

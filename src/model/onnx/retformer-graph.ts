@@ -31,12 +31,25 @@ interface Shape {
   wantRow: boolean;
 }
 
+/**
+ * Row order that moves the (T, h) blocks of dh values of one sample to (h, T) order: with it,
+ * [n, T*h, dh] gathered along axis 1 is the head split [n, h, T, dh] of [n, T, h, dh].
+ */
+function headMajor(T: number, h: number): number[] {
+  return Array.from({ length: T * h }, (_, i) => (i % T) * h + Math.floor(i / T));
+}
+
+/** The inverse: (h, T) blocks back to (T, h) order, merging heads. */
+function tokenMajor(T: number, h: number): number[] {
+  return Array.from({ length: T * h }, (_, i) => (i % h) * T + Math.floor(i / h));
+}
+
 /** x [n*T, d] @ W [d, d], split into heads: [n*h, T, dh] (a reshape only when h = 1). */
 function projectHeads(g: DiffGraph, x: Value, W: Value, n: number, T: number, h: number, d: number): Value {
   const y = g.matmul(x, W); // [n*T, d]
   if (h === 1) return g.reshape(y, [n, T, d]);
   const dh = d / h;
-  return g.reshape(g.transpose(g.reshape(y, [n, T, h, dh]), [0, 2, 1, 3]), [n * h, T, dh]);
+  return g.reshape(g.permute(g.reshape(y, [n, T * h, dh]), 1, headMajor(T, h)), [n * h, T, dh]); // [n, T*h, dh] -> [n, h*T, dh]
 }
 
 /** Attention of Q [n*h, Tq, dh] over K, V [n*h, Tk, dh] -> output projection [n*Tq, d] (+ query row 0's mean-over-heads attention [n, Tk]). */
@@ -56,7 +69,7 @@ function attend(g: DiffGraph, P: (name: string) => Value, prefix: string, Q: Val
   const scores = g.scale(g.matmul(Q, g.transpose(K, [0, 2, 1])), 1 / Math.sqrt(dh)); // [n*h, Tq, TkAll]
   const A = g.softmax(scores); // [n*h, Tq, TkAll]
   const AV = g.matmul(A, V); // [n*h, Tq, dh]
-  const O = h === 1 ? g.reshape(AV, [n * Tq, d]) : g.reshape(g.transpose(g.reshape(AV, [n, h, Tq, dh]), [0, 2, 1, 3]), [n * Tq, d]);
+  const O = h === 1 ? g.reshape(AV, [n * Tq, d]) : g.reshape(g.permute(g.reshape(AV, [n, h * Tq, dh]), 1, tokenMajor(Tq, h)), [n * Tq, d]); // [n, h*Tq, dh] -> [n, Tq*h, dh]
   const out = g.add(g.matmul(O, P(`${prefix}.wo`)), P(`${prefix}.bo`));
   if (!s.wantRow) return { out };
   const rowAll = g.slice(g.reshape(A, [n, h, Tq, TkAll]), [0, 0], [1, Tk], [2, 3]); // [n, h, 1, Tk]

@@ -10,6 +10,11 @@ import { buildRetformerGraph, GRAD_PREFIX } from './retformer-graph.ts';
  */
 export interface EngineOptions {
   threads?: number;
+  /**
+   * Turn on ONNX Runtime's kernel profiler (for `bench/profile-train.ts`): every session writes
+   * `<prefix>_<time>.json` (Chrome trace format) when it is released.
+   */
+  profileFilePrefix?: string;
 }
 
 /** Model inputs for n rows, row-major (the layout of `../retformer.ts`'s ModelInputs). */
@@ -23,8 +28,9 @@ export interface GraphBatch {
   neighbourTexts: Float32Array;
 }
 
-function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
-  return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+function sessionOptions(options: EngineOptions): ort.InferenceSession.SessionOptions {
+  const profile = options.profileFilePrefix === undefined ? {} : { enableProfiling: true, profileFilePrefix: options.profileFilePrefix };
+  return { intraOpNumThreads: options.threads ?? 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3, ...profile };
 }
 
 /** A float32 tensor over `data`, no copy: onnxruntime-node reads views (micro-batch subarrays) in place. */
@@ -46,7 +52,10 @@ function batchFeeds(config: ModelConfig, dims: ModelDims, b: GraphBatch): Record
 /** Keyed cache of sessions created on first use. */
 class SessionCache {
   private readonly sessions = new Map<number, Promise<ort.InferenceSession>>();
-  constructor(private readonly make: (n: number) => Promise<ort.InferenceSession>) {}
+  constructor(
+    private readonly make: (n: number) => Promise<ort.InferenceSession>,
+    private readonly profiling = false,
+  ) {}
   get(n: number): Promise<ort.InferenceSession> {
     let s = this.sessions.get(n);
     if (!s) {
@@ -56,7 +65,11 @@ class SessionCache {
     return s;
   }
   async release(): Promise<void> {
-    for (const s of this.sessions.values()) await (await s).release();
+    for (const s of this.sessions.values()) {
+      const session = await s;
+      if (this.profiling) session.endProfiling(); // writes the profile file
+      await session.release();
+    }
     this.sessions.clear();
   }
 }
@@ -78,9 +91,11 @@ export class TrainGraph {
     readonly dims: ModelDims,
     options: EngineOptions & { logitAdjust?: Float32Array } = {},
   ) {
-    const threads = options.threads ?? 1;
     this.adjust = options.logitAdjust ?? new Float32Array(dims.classes);
-    this.cache = new SessionCache((n) => ort.InferenceSession.create(buildRetformerGraph(config, dims, n, { kind: 'train' }).bytes, sessionOptions(threads)));
+    this.cache = new SessionCache(
+      (n) => ort.InferenceSession.create(buildRetformerGraph(config, dims, n, { kind: 'train' }).bytes, sessionOptions(options)),
+      options.profileFilePrefix !== undefined,
+    );
   }
 
   /** Loss and gradients for one (micro-)batch with soft targets [n, C]; lossScale is usually 1 / rows of the optimizer batch. */
@@ -121,8 +136,10 @@ export class ForwardGraph {
     weights: ParamValues,
     options: EngineOptions = {},
   ) {
-    const threads = options.threads ?? 1;
-    this.cache = new SessionCache((n) => ort.InferenceSession.create(buildRetformerGraph(config, dims, n, { kind: 'infer', weights }).bytes, sessionOptions(threads)));
+    this.cache = new SessionCache(
+      (n) => ort.InferenceSession.create(buildRetformerGraph(config, dims, n, { kind: 'infer', weights }).bytes, sessionOptions(options)),
+      options.profileFilePrefix !== undefined,
+    );
   }
 
   async run(batch: GraphBatch): Promise<ForwardResult> {
