@@ -2,7 +2,7 @@
  * Pieces the training benchmarks share: the analytic FLOP count of the RetFormer model and ONNX
  * Runtime's plain MatMul rate, the reference every efficiency ratio is taken against.
  */
-import * as ort from 'onnxruntime-node';
+import { ort } from '../src/util/ort.ts';
 import type { ModelConfig } from '../src/model/config.ts';
 import { smoothedOneHot } from '../src/train/loss.ts';
 import type { HostBatch } from '../src/train/trainer.ts';

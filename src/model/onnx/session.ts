@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-node';
+import { ort } from '../../util/ort.ts';
 import { type ModelConfig, type ModelDims, usesRetrieval } from '../config.ts';
 import type { ParamValues } from '../params.ts';
 import { buildRetformerGraph, GRAD_PREFIX } from './retformer-graph.ts';
