@@ -94,11 +94,11 @@ const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kerne
 interface Row {
   calls: number;
   us: number;
+  /** FLOPs executed (products only; 0 for every other operator). */
   flops: number;
+  product: boolean;
 }
 const rows = new Map<string, Row>();
-let productUs = 0;
-let executedFlops = 0;
 for (const e of kernels) {
   const op = e.args?.op_name ?? 'unknown';
   let key = op;
@@ -107,10 +107,8 @@ for (const e of kernels) {
     const p = productFlops(e);
     key = p.batched ? 'products, batched (attention)' : 'products, 2-D (projections, MLP, their gradients)';
     flops = p.flops;
-    productUs += e.dur;
-    executedFlops += flops;
   }
-  const row = rows.get(key) ?? { calls: 0, us: 0, flops: 0 };
+  const row = rows.get(key) ?? { calls: 0, us: 0, flops: 0, product: PRODUCTS.has(op) };
   row.calls++;
   row.us += e.dur;
   row.flops += flops;
@@ -118,7 +116,11 @@ for (const e of kernels) {
 }
 
 const perStep = (x: number) => x / steps;
-const kernelUs = [...rows.values()].reduce((s, r) => s + r.us, 0);
+const sum = (rs: Row[], f: (r: Row) => number) => rs.reduce((s, r) => s + f(r), 0);
+const kernelUs = sum([...rows.values()], (r) => r.us);
+const productRows = [...rows.values()].filter((r) => r.product);
+const productUs = sum(productRows, (r) => r.us);
+const executedFlops = sum(productRows, (r) => r.flops);
 const runUs = timed.reduce((s, r) => s + r.dur, 0);
 const modelFlops = trainFlops(config, BENCH_DIMS).total * n;
 const ms = (us: number) => (perStep(us) / 1000).toFixed(2);

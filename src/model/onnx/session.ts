@@ -49,17 +49,17 @@ function batchFeeds(config: ModelConfig, dims: ModelDims, b: GraphBatch): Record
   return feeds;
 }
 
-/** Keyed cache of sessions created on first use. */
+/** Sessions keyed by row count, each over the graph `graphFor(n)`, created on first use. */
 class SessionCache {
   private readonly sessions = new Map<number, Promise<ort.InferenceSession>>();
   constructor(
-    private readonly make: (n: number) => Promise<ort.InferenceSession>,
-    private readonly profiling = false,
+    private readonly graphFor: (n: number) => Uint8Array,
+    private readonly options: EngineOptions,
   ) {}
   get(n: number): Promise<ort.InferenceSession> {
     let s = this.sessions.get(n);
     if (!s) {
-      s = this.make(n);
+      s = ort.InferenceSession.create(this.graphFor(n), sessionOptions(this.options));
       this.sessions.set(n, s);
     }
     return s;
@@ -67,7 +67,7 @@ class SessionCache {
   async release(): Promise<void> {
     for (const s of this.sessions.values()) {
       const session = await s;
-      if (this.profiling) session.endProfiling(); // writes the profile file
+      if (this.options.profileFilePrefix !== undefined) session.endProfiling(); // writes the profile file
       await session.release();
     }
     this.sessions.clear();
@@ -92,10 +92,7 @@ export class TrainGraph {
     options: EngineOptions & { logitAdjust?: Float32Array } = {},
   ) {
     this.adjust = options.logitAdjust ?? new Float32Array(dims.classes);
-    this.cache = new SessionCache(
-      (n) => ort.InferenceSession.create(buildRetformerGraph(config, dims, n, { kind: 'train' }).bytes, sessionOptions(options)),
-      options.profileFilePrefix !== undefined,
-    );
+    this.cache = new SessionCache((n) => buildRetformerGraph(config, dims, n, { kind: 'train' }).bytes, options);
   }
 
   /** Loss and gradients for one (micro-)batch with soft targets [n, C]; lossScale is usually 1 / rows of the optimizer batch. */
@@ -136,10 +133,7 @@ export class ForwardGraph {
     weights: ParamValues,
     options: EngineOptions = {},
   ) {
-    this.cache = new SessionCache(
-      (n) => ort.InferenceSession.create(buildRetformerGraph(config, dims, n, { kind: 'infer', weights }).bytes, sessionOptions(options)),
-      options.profileFilePrefix !== undefined,
-    );
+    this.cache = new SessionCache((n) => buildRetformerGraph(config, dims, n, { kind: 'infer', weights }).bytes, options);
   }
 
   async run(batch: GraphBatch): Promise<ForwardResult> {
