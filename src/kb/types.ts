@@ -44,10 +44,15 @@ export interface KbManifest {
   generation: number;
   encoder: EncoderDescriptor;
   dim: number;
-  dtype: 'f32';
+  /** Storage precision of the vectors (f32 in format 1; see KB_DTYPES). */
+  dtype: 'f32' | 'f16' | 'i8';
   /** Live pairs (after removes). */
   count: number;
-  index: { metric: 'cos'; connectivity: number; expansionAdd: number; expansionSearch: number };
+  /**
+   * Backend-specific index parameters. Issue 14 moves these out of the neutral manifest (they
+   * belong to the backend); code outside src/kb must not read them.
+   */
+  index?: { metric: 'cos'; connectivity: number; expansionAdd: number; expansionSearch: number };
   createdAt: string;
   updatedAt: string;
   [key: string]: unknown;
@@ -73,4 +78,82 @@ export interface KnowledgeBase {
   /** Metadata of the given rows. */
   meta(rows: readonly number[]): Promise<PairMeta[]>;
   close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing and opening KBs: the backend-neutral seam (file folders today, Postgres next).
+// Every writer of a KB (build, add, remove, import, compact, the HTTP service) goes through these.
+// ---------------------------------------------------------------------------------------------
+
+/** Vector storage precision. f32 is exact; f16 halves the bytes; i8 quarters them (usearch / pgvector quantisation). */
+export const KB_DTYPES = ['f32', 'f16', 'i8'] as const;
+export type KbDtype = (typeof KB_DTYPES)[number];
+
+/** What a new, empty KB is created with. The encoder's frozen state travels as files (`EncoderFiles`). */
+export interface KbCreateOptions {
+  encoder: EncoderDescriptor;
+  /** Checksum of the encoder's saved state (refuses a KB whose encoder files were swapped). */
+  encoderChecksum: string;
+  /** The encoder's saved state: relative file name -> bytes (what `Encoder.save(dir)` wrote). */
+  encoderFiles: EncoderFiles;
+  dim: number;
+  dtype?: KbDtype;
+  /** Fail if a KB already exists at the spec (default); `true` replaces it atomically on first commit. */
+  overwrite?: boolean;
+}
+
+/** An encoder's saved state as files, so a backend can store it anywhere (a folder, a table). */
+export type EncoderFiles = ReadonlyMap<string, Uint8Array>;
+
+export interface WriteOptions {
+  /** Accept labels the KB has not seen (default: refuse them as "unknown label"). */
+  allowNewLabels?: boolean;
+  /** Threads for index inserts: 1 (default) is deterministic, 0 uses every core. */
+  indexThreads?: number;
+}
+
+/**
+ * One write transaction on a KB. One writer at a time per KB (a second `beginWrite` is refused
+ * with a clear message while one is open); readers keep seeing the last committed generation until
+ * `commit()` returns, and never a half-written one. A crash (or `abort()`) before `commit()`
+ * leaves the KB exactly as it was.
+ */
+export interface KbWriter {
+  /** Append pairs (ids must be new and unique); `locate(i)` names pair i in errors, e.g. "pairs.csv:12". */
+  append(pairs: readonly EmbeddedPair[], locate?: (i: number) => string): Promise<void>;
+  /** Remove live pairs by id; an unknown id is an error naming it. */
+  remove(ids: readonly string[]): Promise<void>;
+  /** Pairs appended and removed so far in this transaction. */
+  readonly pending: { added: number; removed: number };
+  /** Make the changes visible atomically; returns the new manifest (generation + 1). */
+  commit(): Promise<KbManifest>;
+  /** Drop the pending changes and release the write lock. */
+  abort(): Promise<void>;
+}
+
+/** A KB that can be written and maintained, beside being read. */
+export interface WritableKnowledgeBase extends KnowledgeBase {
+  /** The spec this KB was opened from (a folder path or a postgres:// URL), as runs record it. */
+  readonly spec: string;
+  beginWrite(options?: WriteOptions): Promise<KbWriter>;
+  /** Rewrite storage without removed pairs, atomically; row keys are remapped consistently (see docs/kb-format.md). */
+  compact(): Promise<KbManifest>;
+  /** Reopen the frozen encoder the KB was built with (wherever its state is stored). */
+  openEncoder(): Promise<import('../encoders/types.ts').Encoder>;
+  /** The stored encoder state (for export / copying a KB to another backend). */
+  encoderFiles(): Promise<EncoderFiles>;
+  /** Re-read the committed state if another process committed since (cheap when nothing changed). */
+  refresh(): Promise<void>;
+}
+
+/** A backend: how to create and open KBs whose spec it accepts (see src/kb/registry.ts). */
+export interface KbBackend {
+  /** e.g. 'folder', 'postgres'. */
+  readonly name: string;
+  /** Does this backend handle the spec? */
+  accepts(spec: string): boolean;
+  open(spec: string): Promise<WritableKnowledgeBase>;
+  create(spec: string, options: KbCreateOptions): Promise<WritableKnowledgeBase>;
+  /** Does a KB exist at the spec? */
+  exists(spec: string): Promise<boolean>;
 }
