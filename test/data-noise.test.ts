@@ -28,7 +28,7 @@ describe('symmetric noise', () => {
     // from class 0 (400 samples) each of the 9 other classes receives about 400 * 0.3 / 9 ~ 13 flips
     const targets = new Set(f.filter((x) => x.from === 0).map((x) => x.to));
     assert.equal(targets.size, C - 1);
-    assert.ok(dataset.samples.every((s) => s.cleanLabel === clean.samples[s.row - 1].label));
+    assert.ok(dataset.samples.every((s) => s.cleanLabel === clean.samples[s.row - 2].label));
   });
 
   it('is deterministic for a seed, differs across seeds, and rate 0 changes nothing', () => {

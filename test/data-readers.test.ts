@@ -38,11 +38,11 @@ describe('CSV manifests', () => {
     assert.equal(ds.samples[0].text, 'a dog, brown');
     assert.equal(ds.samples[0].split, 'train');
     assert.equal(ds.samples[0].cleanLabel, 'cat');
-    assert.equal(ds.samples[0].row, 1);
+    assert.equal(ds.samples[0].row, 2); // the line an editor shows: the header is line 1
     assert.equal(ds.samples[1].path, '/abs/y.jpg');
     assert.equal(ds.samples[1].text, undefined);
     assert.equal(ds.samples[1].cleanLabel, undefined);
-    assert.equal(ds.samples[1].row, 2);
+    assert.equal(ds.samples[1].row, 3);
   });
 
   it('orders integer labels numerically and names alphabetically; a class list fixes the order', () => {
@@ -64,16 +64,16 @@ describe('CSV manifests', () => {
     assert.deepEqual(readDataset(csv, { classes: list }).classes, ['zebra', 'ant']);
   });
 
-  it('gives one-line errors naming file and row', () => {
+  it('gives one-line errors naming file and line as an editor counts them (header = line 1)', () => {
     const unknown = file('u.csv', 'path,label\na,x\nb,q\n');
-    throwsOneLine(() => readDataset(unknown, { classes: ['x'] }), new RegExp(`^${unknown}:2: unknown label "q"`));
+    throwsOneLine(() => readDataset(unknown, { classes: ['x'] }), new RegExp(`^${unknown}:3: unknown label "q"`));
     throwsOneLine(() => readDataset(join(tmp.dir, 'nope.csv')), /nope\.csv: file not found/);
     throwsOneLine(() => readDataset(file('e.csv', '')), /e\.csv: empty CSV/);
-    throwsOneLine(() => readDataset(file('c.csv', 'path,name\na,b\n')), /c\.csv: missing column "label"/);
+    throwsOneLine(() => readDataset(file('c.csv', 'path,name\na,b\n')), /c\.csv:1: missing column "label"/);
     const emptyPath = file('p.csv', 'path,label\na,x\n ,y\n');
-    throwsOneLine(() => readDataset(emptyPath), new RegExp(`^${emptyPath}:2: empty path`));
+    throwsOneLine(() => readDataset(emptyPath), new RegExp(`^${emptyPath}:3: empty path`));
     const emptyLabel = file('l.csv', 'path,label\na,\n');
-    throwsOneLine(() => readDataset(emptyLabel), new RegExp(`^${emptyLabel}:1: empty label`));
+    throwsOneLine(() => readDataset(emptyLabel), new RegExp(`^${emptyLabel}:2: empty label`));
     const dupList = file('dup.txt', 'a\nb\na\n');
     throwsOneLine(() => readClassList(dupList), new RegExp(`^${dupList}:3: duplicate class "a"`));
   });
@@ -83,7 +83,7 @@ describe('CSV manifests', () => {
     writeFileSync(join(csv, '..', 'here.png'), 'not really a png');
     const dataset = readDataset(csv);
     assert.equal(dataset.samples.length, 3);
-    throwsOneLine(() => checkImagesExist(dataset), new RegExp(`^${csv}:2: image not found: .*gone\\.png \\(and 1 more missing\\)$`));
+    throwsOneLine(() => checkImagesExist(dataset), new RegExp(`^${csv}:3: image not found: .*gone\\.png \\(and 1 more missing\\)$`));
     checkImagesExist({ ...dataset, samples: dataset.samples.slice(0, 1) });
   });
 });

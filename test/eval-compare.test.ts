@@ -73,7 +73,7 @@ describe('runComparison with the training-free baselines', () => {
     assert.equal(existsSync(join(out, 'runs')), false);
   });
 
-  it('refuses a test label that is not a training class, naming the row', async () => {
+  it('refuses a test label that is not a training class, naming the line', async () => {
     const bad = join(data.dir, 'bad-test.csv');
     const lines = readFileSync(data.test, 'utf8').trim().split('\n');
     lines[2] = lines[2].replace(/,class-a,/, ',class-z,');
@@ -81,7 +81,7 @@ describe('runComparison with the training-free baselines', () => {
     writeFileSync(bad, `${lines.join('\n')}\n`);
     await assert.rejects(
       runComparison({ train: data.train, test: bad, kb: kbDir, out: join(work, 'out-bad'), variants: ['knn-vote'], quiet: true, cacheDir: join(work, 'cache') }),
-      /bad-test\.csv:2: label "class-z" is not one of the training set's 4 classes/,
+      /bad-test\.csv:3: label "class-z" is not one of the training set's 4 classes/,
     );
   });
 

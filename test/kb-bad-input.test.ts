@@ -43,25 +43,25 @@ const header = 'id,path,text,label\n';
 
 test('empty CSV, missing column, header only', async () => {
   await expectBuildError('empty.csv', '', /empty\.csv: empty CSV/);
-  await expectBuildError('nocol.csv', 'id,path,label\np0,images/p0.png,red\n', /nocol\.csv: missing column "text"/);
+  await expectBuildError('nocol.csv', 'id,path,label\np0,images/p0.png,red\n', /nocol\.csv:1: missing column "text"/);
   await expectBuildError('header.csv', header, /header\.csv: no data rows/);
 });
 
 test('missing CSV and missing image name the file (and row)', async () => {
   await assert.rejects(buildKnowledgeBase({ pairsCsv: join(dir, 'absent.csv'), out: join(dir, 'kb-absent'), encoderSpec: 'pixels', quiet: true }), /absent\.csv: file not found/);
-  await expectBuildError('missing-image.csv', `${header}p0,images/p0.png,a red square,red\np1,images/nothere.png,a thing,red\n`, /missing-image\.csv:2: image not found: .*nothere\.png/);
+  await expectBuildError('missing-image.csv', `${header}p0,images/p0.png,a red square,red\np1,images/nothere.png,a thing,red\n`, /missing-image\.csv:3: image not found: .*nothere\.png/);
 });
 
 test('truncated image and text file named .png: row named, nothing written', async () => {
   const rows = goodCsvText.trim().split('\n').slice(1, 6).join('\n');
-  await expectBuildError('truncated.csv', `${header}${rows}\nt1,images/truncated.png,a broken square,red\n`, /truncated\.csv:6: .*truncated\.png: unreadable image \(truncated or corrupt\)/);
-  await expectBuildError('notimage.csv', `${header}n1,images/not-an-image.png,not a picture,red\n${rows}\n`, /notimage\.csv:1: .*not-an-image\.png: unknown or unsupported image format/);
+  await expectBuildError('truncated.csv', `${header}${rows}\nt1,images/truncated.png,a broken square,red\n`, /truncated\.csv:7: .*truncated\.png: unreadable image \(truncated or corrupt\)/);
+  await expectBuildError('notimage.csv', `${header}n1,images/not-an-image.png,not a picture,red\n${rows}\n`, /notimage\.csv:2: .*not-an-image\.png: unknown or unsupported image format/);
 });
 
 test('duplicate id, empty text, empty label', async () => {
-  await expectBuildError('dup.csv', `${header}x,images/p0.png,a,red\ny,images/p1.png,b,red\nx,images/p2.png,c,red\n`, /dup\.csv:3: duplicate id "x" \(first used on row 1\)/);
-  await expectBuildError('notext.csv', `${header}x,images/p0.png,,red\n`, /notext\.csv:1: empty text/);
-  await expectBuildError('nolabel.csv', `${header}x,images/p0.png,a,\n`, /nolabel\.csv:1: empty label/);
+  await expectBuildError('dup.csv', `${header}x,images/p0.png,a,red\ny,images/p1.png,b,red\nx,images/p2.png,c,red\n`, /dup\.csv:4: duplicate id "x" \(first used on line 2\)/);
+  await expectBuildError('notext.csv', `${header}x,images/p0.png,,red\n`, /notext\.csv:2: empty text/);
+  await expectBuildError('nolabel.csv', `${header}x,images/p0.png,a,\n`, /nolabel\.csv:2: empty label/);
 });
 
 test('kb add: unknown label and duplicate id are refused and the KB is unchanged', async () => {
@@ -71,9 +71,9 @@ test('kb add: unknown label and duplicate id are refused and the KB is unchanged
   const sizes = () => readdirSync(out).map((n) => `${n}:${statSync(join(out, n)).size}`);
   const before = sizes();
   writeFileSync(join(dir, 'newlabel.csv'), `${header}n1,images/p0.png,a red square,red\nn2,images/p1.png,an orange thing,orange\n`);
-  await assert.rejects(addPairsCsv(out, join(dir, 'newlabel.csv'), { quiet: true }), /newlabel\.csv:2: unknown label "orange"/);
+  await assert.rejects(addPairsCsv(out, join(dir, 'newlabel.csv'), { quiet: true }), /newlabel\.csv:3: unknown label "orange"/);
   writeFileSync(join(dir, 'dupkb.csv'), `${header}n1,images/p0.png,a red square,red\np3,images/p1.png,again,red\n`);
-  await assert.rejects(addPairsCsv(out, join(dir, 'dupkb.csv'), { quiet: true }), /dupkb\.csv:2: duplicate id "p3"/);
+  await assert.rejects(addPairsCsv(out, join(dir, 'dupkb.csv'), { quiet: true }), /dupkb\.csv:3: duplicate id "p3"/);
   const kb = await openKnowledgeBase(out); // opening cuts any uncommitted tail
   assert.equal(kb.size, 8);
   await kb.close();
@@ -115,7 +115,7 @@ test('CLI: a bad input is one line on stderr with a non-zero exit', () => {
     assert.equal(e.status, 1);
     const lines = e.stderr.trim().split('\n');
     assert.equal(lines.length, 1, e.stderr);
-    assert.match(lines[0], /^retformer: .*cli-bad\.csv:1: .*not-an-image\.png: unknown or unsupported image format/);
+    assert.match(lines[0], /^retformer: .*cli-bad\.csv:2: .*not-an-image\.png: unknown or unsupported image format/);
   }
   assert.ok(!existsSync(join(dir, 'kb-cli')));
 });

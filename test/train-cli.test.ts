@@ -106,5 +106,5 @@ test('retformer train: clear one-line errors', () => {
   writeFileSync(missingCsv, `${lines.join('\n')}\n`);
   const missing = cli('train', '--train', missingCsv, '--kb', kbDir, '--out', join(dir, 'r5'), '--config', configFile, '--quiet');
   assert.notEqual(missing.code, 0);
-  assert.match(missing.stderr, /^retformer: .*missing-image\.csv:3: image not found: .*gone\.png\n$/);
+  assert.match(missing.stderr, /^retformer: .*missing-image\.csv:4: image not found: .*gone\.png\n$/);
 });

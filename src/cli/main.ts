@@ -1,5 +1,4 @@
 import { type Command, CommanderError } from 'commander';
-import { RetformerError } from '../util/errors.ts';
 import { RetformerCommand } from './command.ts';
 import { registerCompareCommand } from './commands/compare.ts';
 import { registerDataCommands } from './commands/data.ts';
@@ -8,6 +7,7 @@ import { registerEvalCommand } from './commands/eval.ts';
 import { registerKbCommands } from './commands/kb.ts';
 import { registerPredictCommand } from './commands/predict.ts';
 import { registerTrainCommand } from './commands/train.ts';
+import { installLastResortHandlers, reportFailure } from './failure.ts';
 
 /** Build the `retformer` command tree. Each command family lives in its own module under commands/. */
 export function buildProgram(): Command {
@@ -25,7 +25,7 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Run the CLI: user errors print one line and exit non-zero; bugs print their stack. */
+/** Run the CLI: user and system errors print one line and exit non-zero; bugs print their stack and exit 70. */
 export async function runCli(argv: string[]): Promise<void> {
   const program = buildProgram();
   program.exitOverride();
@@ -36,13 +36,9 @@ export async function runCli(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    if (err instanceof RetformerError) {
-      process.stderr.write(`retformer: ${err.message}\n`);
-      process.exitCode = err.exitCode;
-      return;
-    }
-    throw err;
+    reportFailure(err);
   }
 }
 
+installLastResortHandlers();
 await runCli(process.argv);

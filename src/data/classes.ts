@@ -16,6 +16,34 @@ export function sortClassNames(labels: Iterable<string>): string[] {
   return unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/** C0 and C1 control characters (newline, tab, ...), DEL, and the Unicode line and paragraph separators. */
+const CONTROL_CHARACTER = /[\p{Cc}\u2028\u2029]/u;
+
+const CONTROL_NAMES: Readonly<Record<string, string>> = { '\n': 'newline', '\r': 'carriage return', '\t': 'tab' };
+
+/** A label as it can be shown on one line: JSON-quoted, with every control character escaped. */
+export function showLabel(label: string): string {
+  return JSON.stringify(label).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * Why a label cannot be a class name, or undefined when it can: a control character would break
+ * the one-class-per-line files (a run's classes.txt, --classes lists) and one-line messages.
+ */
+export function labelProblem(label: string): string | undefined {
+  const m = CONTROL_CHARACTER.exec(label);
+  if (!m) return undefined;
+  const c = m[0];
+  const name = CONTROL_NAMES[c] ?? `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  return `${showLabel(label)} contains a control character (${name} at character ${m.index + 1}); class names must be printable text on one line`;
+}
+
+/** Refuse a label with a control character: one line naming the file and line (`what` says which column). */
+export function checkLabel(file: string, line: number | undefined, label: string, what = 'label'): void {
+  const problem = labelProblem(label);
+  if (problem !== undefined) throw inputError(file, line, `${what} ${problem}`);
+}
+
 /** Read a class list: one class per line, blank lines skipped, surrounding spaces trimmed; duplicates are an error. */
 export function readClassList(file: string): string[] {
   if (!existsSync(file)) throw new RetformerError(`${file}: class list not found`);
@@ -27,6 +55,7 @@ export function readClassList(file: string): string[] {
     .forEach((raw, i) => {
       const name = raw.trim();
       if (name === '') return;
+      checkLabel(file, i + 1, name, 'class');
       const first = seen.get(name);
       if (first !== undefined) throw inputError(file, i + 1, `duplicate class "${name}" (first on line ${first})`);
       seen.set(name, i + 1);

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { mapConcurrent } from '../encoders/image.ts';
 import type { Bucket, BucketEdges } from '../eval/types.ts';
-import { RetformerError } from '../util/errors.ts';
+import { RetformerError, toUserError } from '../util/errors.ts';
 import { writeJsonAtomic } from '../util/fs.ts';
 import { startProgress } from '../util/progress.ts';
 import { writeClassList } from './classes.ts';
@@ -216,8 +216,13 @@ export async function buildEmojiBenchmark(outDir: string, options: EmojiBenchmar
         madeDirs.add(folder);
       }
       const tmp = `${p.target}.tmp-${process.pid}`;
-      await copyFile(p.source, tmp);
-      await rename(tmp, p.target);
+      try {
+        await copyFile(p.source, tmp);
+        await rename(tmp, p.target);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw toUserError(err, p.target) ?? err;
+      }
       copied++;
     }
     copying.tick();

@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, s
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { readCsv } from '../util/csv.ts';
 import { RetformerError, inputError } from '../util/errors.ts';
-import { resolveClassOption, sortClassNames } from './classes.ts';
+import { checkLabel, resolveClassOption, sortClassNames } from './classes.ts';
 import type { Dataset, Sample } from './types.ts';
 
 /** File extensions (lower case, with the dot) that the image-folder reader picks up. */
@@ -43,7 +43,8 @@ export function detectFormat(input: string): DatasetFormat {
  * Read a labelled image dataset from a CSV manifest (`path,label[,text,split,clean_label]`), an image folder
  * (`root/<label>/<file>`) or a LIFT split file (`relative/path.jpg <int label>` per line), detected by
  * `detectFormat`. Paths come back absolute. Classes are ordered by `options.classes` when given (a label outside
- * it is an error naming file and row), otherwise sorted (numerically when all labels are ints).
+ * it is an error naming file and line), otherwise sorted (numerically when all labels are ints). A label with a
+ * control character (a quoted newline, a tab) is refused: class names are one line each in a run's classes.txt.
  * Image files are not opened: encoders report unreadable pictures.
  */
 export function readDataset(input: string, options: ReadDatasetOptions = {}): Dataset {
@@ -102,10 +103,14 @@ function readCsvSamples(file: string): Sample[] {
     const label = values.label.trim();
     if (path === '') throw inputError(file, row, 'empty path');
     if (label === '') throw inputError(file, row, 'empty label');
+    checkLabel(file, row, label);
     const sample: Sample = { path: resolvePath(base, path), label, row };
     if (has('text') && values.text !== '') sample.text = values.text;
     if (has('split') && values.split.trim() !== '') sample.split = values.split.trim();
-    if (has('clean_label') && values.clean_label.trim() !== '') sample.cleanLabel = values.clean_label.trim();
+    if (has('clean_label') && values.clean_label.trim() !== '') {
+      sample.cleanLabel = values.clean_label.trim();
+      checkLabel(file, row, sample.cleanLabel, 'clean_label');
+    }
     return sample;
   });
 }
@@ -131,6 +136,7 @@ function readFolderSamples(root: string): Sample[] {
     .sort();
   const samples: Sample[] = [];
   for (const label of labels) {
+    checkLabel(join(base, label), undefined, label, 'folder name (the label)');
     for (const path of listImages(join(base, label))) samples.push({ path, label, row: samples.length + 1 });
   }
   if (samples.length === 0) {
@@ -158,6 +164,7 @@ function readLiftSamples(file: string, root: string | undefined, classes: string
       if (classes !== undefined && names !== undefined && !names.has(label) && /^\d+$/.test(label) && Number(label) < classes.length) {
         label = classes[Number(label)];
       }
+      checkLabel(file, row, label);
       samples.push({ path: resolvePath(base, m[1]), label, row });
     });
   if (samples.length === 0) throw inputError(file, undefined, 'empty split file (expected "<relative/path> <label>" lines)');

@@ -10,7 +10,10 @@ export interface Sample {
   split?: string;
   /** The true label when `label` was corrupted by `data noise`. */
   cleanLabel?: string;
-  /** 1-based data row (or line) in the source file, for error messages. */
+  /**
+   * For error messages: the 1-based line of the source file the sample starts on, as an editor counts
+   * (a CSV's header is line 1); for an image folder, the sample's position.
+   */
   row: number;
 }
 

@@ -1,7 +1,7 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { RetformerError } from '../util/errors.ts';
-import { fsyncPath, writeJsonAtomic } from '../util/fs.ts';
+import { fsyncPath, nativeWriteError, writeJsonAtomic } from '../util/fs.ts';
 import { crashPoint } from './crash-point.ts';
 import { type FileKbManifest, indexFileName, KB_FILES } from './format.ts';
 import type { HnswIndex } from './hnsw.ts';
@@ -81,8 +81,8 @@ export class KbAppender {
     const n = pairs.length;
     if (n === 0) return;
     const rowBytes = dim * 4;
-    writeAll(this.fds.image, new Uint8Array(image.buffer), this.rows * rowBytes);
-    writeAll(this.fds.text, new Uint8Array(text.buffer), this.rows * rowBytes);
+    writeAll(this.fds.image, new Uint8Array(image.buffer), this.rows * rowBytes, join(this.dir, KB_FILES.imageVectors));
+    writeAll(this.fds.text, new Uint8Array(text.buffer), this.rows * rowBytes, join(this.dir, KB_FILES.textVectors));
     const lines = pairs.map((p) => Buffer.from(`${JSON.stringify(cleanMeta(p.meta))}\n`, 'utf8'));
     const ends = new DataView(new ArrayBuffer(n * 8)); // [n] u64 end offsets
     let end = this.metaBytes;
@@ -90,8 +90,8 @@ export class KbAppender {
       end += l.byteLength;
       ends.setBigUint64(i * 8, BigInt(end), true);
     });
-    writeAll(this.fds.meta, Buffer.concat(lines), this.metaBytes);
-    writeAll(this.fds.metaIndex, new Uint8Array(ends.buffer), this.rows * 8);
+    writeAll(this.fds.meta, Buffer.concat(lines), this.metaBytes, join(this.dir, KB_FILES.meta));
+    writeAll(this.fds.metaIndex, new Uint8Array(ends.buffer), this.rows * 8, join(this.dir, KB_FILES.metaIndex));
     const keys = new BigUint64Array(n);
     for (let i = 0; i < n; i++) keys[i] = BigInt(this.rows + i);
     const threads = this.options.indexThreads ?? 1;
@@ -118,7 +118,13 @@ export class KbAppender {
       [this.textIndex, files.textIndex],
     ] as const) {
       const path = join(this.dir, name);
-      index.save(path);
+      try {
+        index.save(path);
+      } catch (err) {
+        const mapped = nativeWriteError(path, 'usearch', err); // asks the file system before the partial file goes
+        rmSync(path, { force: true });
+        throw mapped;
+      }
       fsyncPath(path);
     }
     crashPoint('add:before-manifest');

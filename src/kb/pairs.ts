@@ -1,5 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { checkLabel } from '../data/classes.ts';
 import type { Encoder } from '../encoders/types.ts';
 import { readCsv } from '../util/csv.ts';
 import { inputError, RetformerError } from '../util/errors.ts';
@@ -8,7 +9,7 @@ import type { EmbeddedPair } from './types.ts';
 
 /** One row of a pairs CSV, validated; `path` is absolute (resolved against the CSV's folder). */
 export interface PairRow {
-  /** 1-based data row (header excluded), for error messages. */
+  /** The line of the CSV the row starts on, as an editor counts (header = line 1), for error messages. */
   row: number;
   id: string;
   path: string;
@@ -18,7 +19,8 @@ export interface PairRow {
 
 /**
  * Read a pairs CSV: header with `path,text` and optional `id`, `label`. The id defaults to the
- * path as written. Every problem is one line naming the file and row.
+ * path as written. Every problem is one line naming the file and line (`FILE:LINE: ...`); a label with a
+ * control character (a quoted newline, a tab) is refused.
  */
 export function readPairsCsv(file: string): PairRow[] {
   const table = readCsv(file, ['path', 'text']);
@@ -34,12 +36,13 @@ export function readPairsCsv(file: string): PairRow[] {
     const id = hasId ? values.id.trim() : rel;
     if (id === '') throw inputError(file, row, 'empty id');
     const prev = firstRowOfId.get(id);
-    if (prev !== undefined) throw inputError(file, row, `duplicate id "${id}" (first used on row ${prev})`);
+    if (prev !== undefined) throw inputError(file, row, `duplicate id "${id}" (first used on line ${prev})`);
     firstRowOfId.set(id, row);
     let label: string | undefined;
     if (hasLabel) {
       label = values.label.trim();
       if (label === '') throw inputError(file, row, 'empty label (the label column is present, so every row needs one)');
+      checkLabel(file, row, label);
     }
     const path = resolve(base, rel);
     if (!existsSync(path)) throw inputError(file, row, `image not found: ${path}`);

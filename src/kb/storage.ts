@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fstatSync, ftruncateSync, fsyncSync, openSync, readdirSync, readSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { RetformerError } from '../util/errors.ts';
+import { RetformerError, toUserError } from '../util/errors.ts';
 import { fsyncPath } from '../util/fs.ts';
 import { type FileKbManifest, isGenerationFile, KB_FILES } from './format.ts';
 import type { Modality, PairMeta } from './types.ts';
@@ -15,9 +15,14 @@ export function preadExact(fd: number, buf: Uint8Array, position: number, what: 
   }
 }
 
-export function writeAll(fd: number, buf: Uint8Array, position: number): void {
+/** Write all of `buf` at `position`; a system error (full disk, ...) becomes one line naming `file`, the path behind `fd`. */
+export function writeAll(fd: number, buf: Uint8Array, position: number, file?: string): void {
   let done = 0;
-  while (done < buf.byteLength) done += writeSync(fd, buf, done, buf.byteLength - done, position + done);
+  try {
+    while (done < buf.byteLength) done += writeSync(fd, buf, done, buf.byteLength - done, position + done);
+  } catch (err) {
+    throw toUserError(err, file) ?? err;
+  }
 }
 
 export function vectorFileName(modality: Modality): string {

@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { checkImagesExist, labelIndices, readDataset } from '../data/index.ts';
 import type { Dataset } from '../data/types.ts';
@@ -9,7 +9,7 @@ import type { KnowledgeBase } from '../kb/types.ts';
 import { type ModelConfig, usesRetrieval } from '../model/config.ts';
 import { checkParams, initParams, loadParams, paramSpecs, saveParams } from '../model/params.ts';
 import { readCsv } from '../util/csv.ts';
-import { RetformerError } from '../util/errors.ts';
+import { RetformerError, toUserError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
 import { startProgress } from '../util/progress.ts';
 import { Rng } from '../util/rng.ts';
@@ -252,7 +252,7 @@ async function trainLoop(runDir: string, config: TrainConfig, data: TrainingData
       trainedSeconds += seconds;
       const line: HistoryLine = { epoch: epoch + 1, loss: lossSum / N, lr, seconds, samplesPerSecond: N / seconds };
       saveCheckpoint(ckDir, runDir, trainer, epoch + 1, step);
-      appendFileSync(join(runDir, RUN_FILES.history), `${JSON.stringify(line)}\n`);
+      appendHistory(join(runDir, RUN_FILES.history), line);
       options.onEpoch?.(line);
     }
     saveParams(join(runDir, RUN_FILES.model), trainer.values(), 'weights');
@@ -266,16 +266,27 @@ async function trainLoop(runDir: string, config: TrainConfig, data: TrainingData
 function saveCheckpoint(ckDir: string, runDir: string, trainer: Trainer, epoch: number, step: number): void {
   const folderName = `epoch-${epoch}`;
   const folder = join(ckDir, folderName);
-  mkdirSync(folder, { recursive: true });
-  saveParams(folder, trainer.values(), 'weights');
-  const st = trainer.optimizerState();
-  const shapes = new Map([...trainer.params].map(([k, p]) => [k, p.shape]));
-  saveParams(folder, new Map([...st.m].map(([k, d]) => [k, { shape: shapes.get(k)!, data: d }])), 'adam-m');
-  saveParams(folder, new Map([...st.v].map(([k, d]) => [k, { shape: shapes.get(k)!, data: d }])), 'adam-v');
-  const state: CheckpointState = { epoch, step, folder: folderName };
-  writeJsonAtomic(join(runDir, RUN_FILES.checkpointState), state);
+  try {
+    mkdirSync(folder, { recursive: true });
+    saveParams(folder, trainer.values(), 'weights');
+    const st = trainer.optimizerState();
+    const shapes = new Map([...trainer.params].map(([k, p]) => [k, p.shape]));
+    saveParams(folder, new Map([...st.m].map(([k, d]) => [k, { shape: shapes.get(k)!, data: d }])), 'adam-m');
+    saveParams(folder, new Map([...st.v].map(([k, d]) => [k, { shape: shapes.get(k)!, data: d }])), 'adam-v');
+    const state: CheckpointState = { epoch, step, folder: folderName };
+    writeJsonAtomic(join(runDir, RUN_FILES.checkpointState), state);
+  } catch (err) {
+    // state.json still names the previous checkpoint (if any): drop the incomplete folder, keep that one
+    rmSync(folder, { recursive: true, force: true });
+    throw toUserError(err, folder) ?? err;
+  }
   for (const name of readdirSync(ckDir)) {
     if (name.startsWith('epoch-') && name !== folderName) rmSync(join(ckDir, name), { recursive: true, force: true });
   }
 }
 
+/** Add one epoch's line to history.jsonl by replacing the file atomically: a full disk never leaves half a line. */
+function appendHistory(file: string, line: HistoryLine): void {
+  const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  writeFileAtomic(file, `${before}${JSON.stringify(line)}\n`);
+}

@@ -1,7 +1,7 @@
 /**
- * A user-facing failure: bad input, a missing file, a refused operation.
+ * A user-facing failure: bad input, a missing file, a refused operation, a full or read-only disk.
  * The CLI prints `retformer: <message>` on one line and exits with `exitCode`;
- * anything that is not a RetformerError is a bug and prints its stack.
+ * anything that is neither a RetformerError nor a system error (`toUserError`) is a bug and prints its stack.
  */
 export class RetformerError extends Error {
   readonly exitCode: number;
@@ -12,7 +12,81 @@ export class RetformerError extends Error {
   }
 }
 
-/** `file:row: message` — the one-line form every input error uses. Rows are 1-based data rows (header excluded) unless `line` is given. */
-export function inputError(file: string, row: number | undefined, message: string): RetformerError {
-  return new RetformerError(row === undefined ? `${file}: ${message}` : `${file}:${row}: ${message}`);
+/**
+ * `file:line: message` — the one-line form every input error uses. `line` is the line number an
+ * editor shows (1-based, the header of a CSV is line 1, a record with a quoted newline starts on
+ * its first line); `undefined` names only the file.
+ */
+export function inputError(file: string, line: number | undefined, message: string): RetformerError {
+  return new RetformerError(line === undefined ? `${file}: ${message}` : `${file}:${line}: ${message}`);
+}
+
+/** What the operating system's error codes mean to a user, in the words `strerror` uses. */
+const SYSTEM_ERRORS: Readonly<Record<string, string>> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EFBIG: 'file too large',
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory, expected a file',
+  ENOTDIR: 'not a directory',
+  ENOENT: 'no such file or directory',
+  EEXIST: 'already exists',
+  ENOTEMPTY: 'directory not empty',
+  ENAMETOOLONG: 'file name too long',
+  ELOOP: 'too many levels of symbolic links',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  EBUSY: 'device or resource busy',
+  EXDEV: 'cross-device link not permitted',
+  EIO: 'input/output error',
+  ENOMEM: 'out of memory',
+};
+
+/** A Node.js system error: `code` is an errno name (ENOSPC, EROFS, ...), `path` the file when the call had one. */
+export interface SystemError extends Error {
+  code: string;
+  syscall?: string;
+  path?: string;
+  dest?: string;
+}
+
+export function isSystemError(err: unknown): err is SystemError {
+  if (!(err instanceof Error)) return false;
+  const { code, syscall } = err as Partial<SystemError>;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) && (typeof syscall === 'string' || code in SYSTEM_ERRORS);
+}
+
+/**
+ * One line for a system error: `PATH: no space left on device (ENOSPC, write)`. `path` names the
+ * file the caller was writing when the error itself has none (a write on an open descriptor does
+ * not say which file it was).
+ */
+export function systemErrorMessage(err: SystemError, path?: string): string {
+  const where = path ?? err.path;
+  const what = SYSTEM_ERRORS[err.code] ?? firstLine(err.message).replace(/^E[A-Z0-9]+: /, '').replace(/, \w+( '.*')?$/, '');
+  const detail = err.syscall ? `${err.code}, ${err.syscall}` : err.code;
+  return `${where === undefined ? '' : `${where}: `}${what} (${detail})`;
+}
+
+/** A RetformerError for a system error (one line naming `path`, or the error's own path); the original is the cause. */
+export function systemError(err: SystemError, path?: string): RetformerError {
+  return new RetformerError(systemErrorMessage(err, path), { cause: err });
+}
+
+/**
+ * The user-facing form of a failure, or undefined when it is a bug: a RetformerError as it is, a
+ * system error (full disk, read-only folder, a directory where a file should be, ...) as one line.
+ * The CLI's top-level handler and every writer that knows the file it was writing map through here.
+ */
+export function toUserError(err: unknown, path?: string): RetformerError | undefined {
+  if (err instanceof RetformerError) return err;
+  if (isSystemError(err)) return systemError(err, path);
+  return undefined;
+}
+
+function firstLine(s: string): string {
+  const i = s.indexOf('\n');
+  return i < 0 ? s : s.slice(0, i);
 }

@@ -7,6 +7,7 @@ import { addLabelNoise } from '../../data/noise.ts';
 import { readDataset } from '../../data/readers.ts';
 import { datasetStats, formatStats } from '../../data/stats.ts';
 import { LIFT_BUCKETS } from '../../eval/types.ts';
+import { checkOutputFile } from '../../util/fs.ts';
 import { parseFlags } from '../parse-flags.ts';
 
 const inputFlags = {
@@ -23,6 +24,7 @@ const longtailSchema = z.object({
   maxPerClass: z.coerce.number().int().positive().optional(),
   seed,
   out: z.string().min(1),
+  force: z.boolean().default(false),
 });
 
 const noiseSchema = z.object({
@@ -31,6 +33,7 @@ const noiseSchema = z.object({
   mode: z.enum(['sym', 'asym']).default('sym'),
   seed,
   out: z.string().min(1),
+  force: z.boolean().default(false),
 });
 
 const statsSchema = z.object({
@@ -84,8 +87,10 @@ export function registerDataCommands(program: Command, io: DataCommandIo = proce
     .option('--max-per-class <n>', 'n_max (default: the largest class count available)')
     .option('--seed <seed>', 'seed of the per-class random choice', '0')
     .requiredOption('--out <csv>', 'output CSV manifest (paths relative to its folder)')
+    .option('--force', 'overwrite --out if it exists')
     .action((raw) => {
       const flags = parseFlags(longtailSchema, raw);
+      checkOutputFile(flags.out, flags.force);
       const dataset = readDataset(flags.manifest, { classes: flags.classes, root: flags.root });
       const result = makeLongTail(dataset, flags);
       writeManifest(flags.out, result.dataset.samples);
@@ -105,8 +110,10 @@ export function registerDataCommands(program: Command, io: DataCommandIo = proce
     .addOption(new Option('--mode <mode>', 'sym: flip to a uniformly chosen other class; asym: class i -> class (i+1) mod C').choices(['sym', 'asym']).default('sym'))
     .option('--seed <seed>', 'seed of the flips', '0')
     .requiredOption('--out <csv>', 'output CSV manifest (paths relative to its folder)')
+    .option('--force', 'overwrite --out if it exists')
     .action((raw) => {
       const flags = parseFlags(noiseSchema, raw);
+      checkOutputFile(flags.out, flags.force);
       const dataset = readDataset(flags.manifest, { classes: flags.classes, root: flags.root });
       const result = addLabelNoise(dataset, flags);
       writeManifest(flags.out, result.dataset.samples);
