@@ -1,3 +1,6 @@
+import { accessSync, constants, existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+
 /**
  * A user-facing failure: bad input, a missing file, a refused operation, a full or read-only disk.
  * The CLI prints `retformer: <message>` on one line and exits with `exitCode`;
@@ -63,7 +66,8 @@ export function isSystemError(err: unknown): err is SystemError {
  * file the caller was writing when the error itself has none (a write on an open descriptor does
  * not say which file it was).
  */
-export function systemErrorMessage(err: SystemError, path?: string): string {
+export function systemErrorMessage(error: SystemError, path?: string): string {
+  const err = recursiveMkdirCause(error);
   const where = path ?? err.path;
   const what = SYSTEM_ERRORS[err.code] ?? firstLine(err.message).replace(/^E[A-Z0-9]+: /, '').replace(/, \w+( '.*')?$/, '');
   const detail = err.syscall ? `${err.code}, ${err.syscall}` : err.code;
@@ -73,6 +77,26 @@ export function systemErrorMessage(err: SystemError, path?: string): string {
 /** A RetformerError for a system error (one line naming `path`, or the error's own path); the original is the cause. */
 export function systemError(err: SystemError, path?: string): RetformerError {
   return new RetformerError(systemErrorMessage(err, path), { cause: err });
+}
+
+/**
+ * `mkdirSync(dir, { recursive: true })` reports ENOENT when the real cause is a read-only or
+ * unwritable parent (Node 20 on Linux): ask the nearest existing ancestor for the real reason.
+ */
+function recursiveMkdirCause(err: SystemError): SystemError {
+  if (err.code !== 'ENOENT' || err.syscall !== 'mkdir' || err.path === undefined) return err;
+  let dir = resolve(err.path);
+  while (!existsSync(dir)) {
+    const parent = dirname(dir);
+    if (parent === dir) return err;
+    dir = parent;
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (accessErr) {
+    if (isSystemError(accessErr)) return Object.assign(accessErr, { syscall: 'mkdir', path: err.path });
+  }
+  return err;
 }
 
 /**
