@@ -78,6 +78,40 @@ describe('CSV manifests', () => {
     throwsOneLine(() => readClassList(dupList), new RegExp(`^${dupList}:3: duplicate class "a"`));
   });
 
+  it('counts lines as an editor does: blank lines and quoted newlines (LF or CRLF) move later records down', () => {
+    // line 1 header, line 2-3 one record (quoted newline in its text), line 4 blank, line 5 the bad record
+    const lf = file('lf.csv', 'path,label,text\na.png,x,"two\nlines"\n\nb.png,y\n');
+    throwsOneLine(() => readDataset(lf), new RegExp(`^${lf}:5: malformed CSV`));
+    const labels = file('lines.csv', 'path,label,text\na.png,x,"two\nlines"\n\nb.png,q,one\n"c\n.png",x,\nd.png,q,"three\r\nline\r\ntext"\ne.png,q,\n');
+    assert.deepEqual(
+      readDataset(labels).samples.map((s) => s.row),
+      [2, 5, 6, 8, 11],
+    );
+    throwsOneLine(() => readDataset(labels, { classes: ['x'] }), new RegExp(`^${labels}:5: unknown label "q"`));
+    const crlf = file('crlf.csv', 'path,label,text\r\na.png,x,"two\r\nlines"\r\nb.png,,t\r\n');
+    throwsOneLine(() => readDataset(crlf), new RegExp(`^${crlf}:4: empty label`));
+  });
+
+  it('refuses a label with a control character (a quoted newline, a tab) naming file and line', () => {
+    const newline = file('nl.csv', 'path,label\na.png,cat\nb.png,"bird\nsong"\n');
+    throwsOneLine(() => readDataset(newline), new RegExp(`^${newline}:3: label "bird\\\\nsong" contains a control character \\(newline at character 5\\)`));
+    const tab = file('tab.csv', 'path,label\na.png,"c\tat"\n');
+    throwsOneLine(() => readDataset(tab), new RegExp(`^${tab}:2: label "c\\\\tat" contains a control character \\(tab`));
+    const nel = file('nel.csv', 'path,label,clean_label\na.png,cat,ca\u0085t\n');
+    throwsOneLine(() => readDataset(nel), new RegExp(`^${nel}:2: clean_label "ca\\\\u0085t" contains a control character \\(U\\+0085`));
+    const list = file('classes.txt', 'cat\nd\u0001og\n');
+    throwsOneLine(() => readClassList(list), new RegExp(`^${list}:2: class "d\\\\u0001og" contains a control character`));
+    const lift = file('split.txt', 'a.png 1\nb.png x\u0007y\n');
+    throwsOneLine(() => readDataset(lift), new RegExp(`^${lift}:2: label "x\\\\u0007y" contains a control character`));
+    // an image folder whose class folder name holds a newline
+    const root = join(tmp.dir, 'ctl-folder');
+    mkdirSync(join(root, 'bad\nname'), { recursive: true });
+    writeFileSync(join(root, 'bad\nname', 'x.png'), '');
+    throwsOneLine(() => readDataset(root), new RegExp(`^${root}: class folder "bad\\\\nname" contains a control character \\(newline`));
+    // printable unicode is fine
+    assert.deepEqual(readDataset(file('ok.csv', 'path,label\na.png,chat noir 🐈\n')).classes, ['chat noir 🐈']);
+  });
+
   it('reads manifests whose pictures are absent; checkImagesExist names the first missing row and counts the rest', () => {
     const csv = file('m.csv', 'path,label\nhere.png,x\ngone.png,x\nalso-gone.png,y\n');
     writeFileSync(join(csv, '..', 'here.png'), 'not really a png');

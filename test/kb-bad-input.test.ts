@@ -64,6 +64,14 @@ test('duplicate id, empty text, empty label', async () => {
   await expectBuildError('nolabel.csv', `${header}x,images/p0.png,a,\n`, /nolabel\.csv:2: empty label/);
 });
 
+test('a label with a control character is refused naming file and line (a quoted newline moves later lines)', async () => {
+  await expectBuildError(
+    'ctl.csv',
+    `${header}x,images/p0.png,"a red\nsquare",red\ny,images/p1.png,b,"gr\neen"\n`,
+    /ctl\.csv:4: label "gr\\neen" contains a control character \(newline at character 3\); class names must be printable text on one line$/,
+  );
+});
+
 test('kb add: unknown label and duplicate id are refused and the KB is unchanged', async () => {
   const out = join(dir, 'kb-add');
   await buildKnowledgeBase({ pairsCsv: join(dir, 'good.csv'), out, encoderSpec: 'pixels', quiet: true });

@@ -107,4 +107,14 @@ test('retformer train: clear one-line errors', () => {
   const missing = cli('train', '--train', missingCsv, '--kb', kbDir, '--out', join(dir, 'r5'), '--config', configFile, '--quiet');
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /^retformer: .*missing-image\.csv:4: image not found: .*gone\.png\n$/);
+  // a quoted newline inside a label would split the run's classes.txt (eval then failed on a parameter shape):
+  // refused at input, naming the line where the record starts
+  const rows = readFileSync(trainCsv, 'utf8').trimEnd().split('\n'); // path,label,id
+  rows[2] = rows[2].replace(/^([^,]+),([^,]+),/, '$1,"$2\nish",');
+  const newlineCsv = join(dir, 'newline-label.csv');
+  writeFileSync(newlineCsv, `${rows.join('\n')}\n`);
+  const newline = cli('train', '--train', newlineCsv, '--kb', kbDir, '--out', join(dir, 'r6'), '--config', configFile, '--quiet');
+  assert.equal(newline.code, 1);
+  assert.match(newline.stderr, /^retformer: .*newline-label\.csv:3: label "\w+\\nish" contains a control character \(newline at character \d+\); class names must be printable text on one line\n$/);
+  assert.ok(!existsSync(join(dir, 'r6')), 'no run folder left behind');
 });

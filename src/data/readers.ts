@@ -136,7 +136,7 @@ function readFolderSamples(root: string): Sample[] {
     .sort();
   const samples: Sample[] = [];
   for (const label of labels) {
-    checkLabel(join(base, label), undefined, label, 'folder name (the label)');
+    checkLabel(root, undefined, label, 'class folder');
     for (const path of listImages(join(base, label))) samples.push({ path, label, row: samples.length + 1 });
   }
   if (samples.length === 0) {
