@@ -47,7 +47,7 @@ test('empty CSV, missing column, header only', async () => {
   await expectBuildError('header.csv', header, /header\.csv: no data rows/);
 });
 
-test('missing CSV and missing image name the file (and row)', async () => {
+test('missing CSV and missing image name the file (and line)', async () => {
   await assert.rejects(buildKnowledgeBase({ pairsCsv: join(dir, 'absent.csv'), out: join(dir, 'kb-absent'), encoderSpec: 'pixels', quiet: true }), /absent\.csv: file not found/);
   await expectBuildError('missing-image.csv', `${header}p0,images/p0.png,a red square,red\np1,images/nothere.png,a thing,red\n`, /missing-image\.csv:3: image not found: .*nothere\.png/);
 });

@@ -99,7 +99,7 @@ test('retformer train: clear one-line errors', () => {
   writeFileSync(badConfig, JSON.stringify({ widht: 3 }));
   const bad = cli('train', '--train', trainCsv, '--kb', kbDir, '--out', join(dir, 'r4'), '--config', badConfig, '--quiet');
   assert.match(bad.stderr, /^retformer: .*bad\.json: invalid config/);
-  // a manifest row naming a picture that is not there: refused before embedding, naming file and row
+  // a manifest row naming a picture that is not there: refused before embedding, naming file and line
   const lines = readFileSync(trainCsv, 'utf8').trimEnd().split('\n');
   lines[3] = lines[3].replace(/^[^,]+/, join(dir, 'gone.png'));
   const missingCsv = join(dir, 'missing-image.csv');

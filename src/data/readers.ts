@@ -80,7 +80,7 @@ export function labelIndices(dataset: Dataset): Int32Array {
 
 /**
  * Refuse a dataset that names image files which do not exist, before any embedding starts: one line
- * naming the manifest and row of the first missing picture (and how many more are missing). Reading
+ * naming the manifest and line of the first missing picture (and how many more are missing). Reading
  * a dataset does not check (statistics and splits work on manifests without their pictures).
  */
 export function checkImagesExist(dataset: Dataset): void {

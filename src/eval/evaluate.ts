@@ -39,7 +39,7 @@ export interface EvaluateResult {
 
 /**
  * Class index of every test sample in `classes`. A label the model does not know is a one-line
- * error naming the test file and row.
+ * error naming the test file and line.
  */
 export function labelIndices(test: Dataset, classes: readonly string[], owner = "the run's"): number[] {
   const index = new Map(classes.map((c, i) => [c, i]));
