@@ -5,12 +5,14 @@ import { syncBuiltinESMExports } from 'node:module';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it, mock } from 'node:test';
 import { describeFailure, INTERNAL_ERROR_EXIT } from '../src/cli/failure.ts';
+import { EmbeddingCache } from '../src/encoders/cache.ts';
 import { buildKnowledgeBase, openKnowledgeBase } from '../src/kb/index.ts';
 import { toCsv } from '../src/util/csv.ts';
 import { RetformerError, type SystemError, systemErrorMessage, toUserError } from '../src/util/errors.ts';
 import { writeFileAtomic } from '../src/util/fs.ts';
 import { runDataCli } from './helpers/data-fixtures.ts';
 import { removeTempDirs, tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
+import { FakeEncoder } from './helpers/train-fixtures.ts';
 import { fillLeaving, mountTmpfs, remountReadOnly, tmpfsUnavailable, unmount } from './helpers/tmpfs.ts';
 
 // Fault injection: a full disk, a read-only folder, a directory where a file belongs, an error
@@ -117,6 +119,54 @@ describe('writeFileAtomic under failing writes (fs mocked in-process: runs witho
       readdirSync(dir).filter((n) => n.includes('.tmp-')),
       [],
     );
+  });
+});
+
+describe('embedding cache under a full disk and a torn key file (fs mocked in-process)', () => {
+  const dim = 4;
+  let dir: string;
+  let images: string[];
+  let encoder: FakeEncoder;
+  before(() => {
+    dir = tempDir('retformer-faults-cache-');
+    images = Array.from({ length: 6 }, (_, i) => join(dir, `img${i}.png`));
+    images.forEach((p, i) => writeFileSync(p, `picture ${i}`));
+    encoder = new FakeEncoder(dim, new Map(images.map((p, i) => [p, Float32Array.from({ length: dim }, (_, j) => 10 * i + j)])));
+  });
+  const vectorOf = (i: number) => Array.from({ length: dim }, (_, j) => 10 * i + j);
+  const rowsOf = (m: Float32Array) => Array.from({ length: m.length / dim }, (_, r) => Array.from(m.subarray(r * dim, (r + 1) * dim)));
+
+  it('a key line cut short (no newline) is not trusted: that image is embedded again', async () => {
+    const root = join(dir, 'torn');
+    await new EmbeddingCache(root, encoder).embedImages(encoder, images.slice(0, 3));
+    const [sub] = readdirSync(root);
+    const keys = join(root, sub, 'keys.tsv');
+    const text = readFileSync(keys, 'utf8');
+    writeFileSync(keys, text.slice(0, text.length - 2)); // "...img2.png|..|..\t" : its row number is gone (it read as row 0)
+    const again = await new EmbeddingCache(root, encoder).embedImages(encoder, [images[2]]);
+    assert.deepEqual(rowsOf(again), [vectorOf(2)]);
+  });
+
+  it('a batch cut short by ENOSPC: one line naming the file; the next batch and a reopened cache hold the right vectors', async () => {
+    const root = join(dir, 'short');
+    const cache = new EmbeddingCache(root, encoder);
+    await cache.embedImages(encoder, images.slice(0, 2));
+    const original = fs.writeSync;
+    const m = mock.method(fs, 'writeSync', (fd: number, buf: Uint8Array, offset?: number, length?: number, position?: number | null) => {
+      original(fd, buf, offset ?? 0, Math.min(length ?? buf.byteLength, 6), position ?? null); // six bytes land, then the disk is full
+      throw errnoError('ENOSPC', 'write');
+    });
+    syncBuiltinESMExports();
+    try {
+      await assert.rejects(cache.embedImages(encoder, images.slice(2, 4)), (e: unknown) => e instanceof RetformerError && /\/vectors\.f32: no space left on device \(ENOSPC, write\)$/.test(e.message));
+    } finally {
+      m.mock.restore();
+      syncBuiltinESMExports();
+    }
+    assert.deepEqual(rowsOf(await cache.embedImages(encoder, images.slice(3, 6))), [vectorOf(3), vectorOf(4), vectorOf(5)]);
+    const reopened = new EmbeddingCache(root, encoder);
+    const counting = new FakeEncoder(dim, new Map());
+    assert.deepEqual(rowsOf(await reopened.embedImages(counting, [images[0], images[1], images[3], images[4], images[5]])), [0, 1, 3, 4, 5].map(vectorOf));
   });
 });
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { toUserError } from '../util/errors.ts';
 import type { EmbedOptions, Encoder } from './types.ts';
 
 /**
@@ -27,7 +28,9 @@ export class EmbeddingCache {
     this.vectors = new Float32Array(Math.max(stored, 1024) * this.dim);
     this.vectors.set(new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + stored * this.dim * 4)));
     if (existsSync(keyFile)) {
-      for (const line of readFileSync(keyFile, 'utf8').split('\n')) {
+      const lines = readFileSync(keyFile, 'utf8').split('\n');
+      lines.pop(); // '' after the last newline, or a line cut short by a crash or a full disk (its row number may be cut too)
+      for (const line of lines) {
         const tab = line.lastIndexOf('\t');
         if (tab < 0) continue;
         const row = Number(line.slice(tab + 1));
@@ -77,22 +80,31 @@ export class EmbeddingCache {
       this.vectors = grown;
     }
     this.vectors.set(vecs, this.count * this.dim);
-    const vfd = openSync(join(this.dir, 'vectors.f32'), 'a');
-    try {
-      writeSync(vfd, new Uint8Array(vecs.buffer, vecs.byteOffset, vecs.byteLength));
-      fsyncSync(vfd);
-    } finally {
-      closeSync(vfd);
-    }
+    // rows go at their own offset, not at the end: a batch cut short by a full disk leaves a tail that the next batch overwrites
+    writeFully(join(this.dir, 'vectors.f32'), new Uint8Array(vecs.buffer, vecs.byteOffset, vecs.byteLength), this.count * this.dim * 4);
     const lines = keys.map((k, i) => `${k}\t${this.count + i}`).join('\n');
-    const kfd = openSync(join(this.dir, 'keys.tsv'), 'a');
-    try {
-      writeSync(kfd, `${lines}\n`);
-    } finally {
-      closeSync(kfd);
-    }
+    writeFully(join(this.dir, 'keys.tsv'), Buffer.from(`${lines}\n`), undefined);
     for (const [i, k] of keys.entries()) this.rows.set(k, this.count + i);
     this.count += keys.length;
+  }
+}
+
+/**
+ * Write all of `data` into `file` at `position` (undefined: append), fsynced; a system error (full
+ * disk, ...) is one line naming the file.
+ */
+function writeFully(file: string, data: Uint8Array, position: number | undefined): void {
+  try {
+    const fd = openSync(file, position === undefined ? 'a' : existsSync(file) ? 'r+' : 'w');
+    try {
+      let done = 0;
+      while (done < data.byteLength) done += writeSync(fd, data, done, data.byteLength - done, position === undefined ? null : position + done);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    throw toUserError(err, file) ?? err;
   }
 }
 
