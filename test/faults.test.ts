@@ -130,7 +130,7 @@ describe('embedding cache under a full disk and a torn key file (fs mocked in-pr
   before(() => {
     dir = tempDir('retformer-faults-cache-');
     images = Array.from({ length: 6 }, (_, i) => join(dir, `img${i}.png`));
-    images.forEach((p, i) => writeFileSync(p, `picture ${i}`));
+    for (const [i, p] of images.entries()) writeFileSync(p, `picture ${i}`);
     encoder = new FakeEncoder(dim, new Map(images.map((p, i) => [p, Float32Array.from({ length: dim }, (_, j) => 10 * i + j)])));
   });
   const vectorOf = (i: number) => Array.from({ length: dim }, (_, j) => 10 * i + j);
