@@ -44,6 +44,7 @@ const SYSTEM_ERRORS: Readonly<Record<string, string>> = {
   EBUSY: 'device or resource busy',
   EXDEV: 'cross-device link not permitted',
   EIO: 'input/output error',
+  EPIPE: 'broken pipe (the reader of the output went away)',
   ENOMEM: 'out of memory',
 };
 
