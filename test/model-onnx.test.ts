@@ -101,7 +101,7 @@ for (const [name, overrides] of cases) {
   });
 }
 
-test('ONNX inference graph equals the tfjs forward (logits, attention, gate)', async () => {
+test('ONNX inference graph equals the tfjs forward (logits, attention, gate) and outputs the two branches', async () => {
   for (const overrides of [{ adaptive: true }, { heads: 4, k: 5 }, { variant: 'no-image' as const }, { variant: 'mlp-only' as const }]) {
     const { config, dims, params, batch } = setup(overrides, 3);
     const vars = toVariables(params);
@@ -132,6 +132,18 @@ test('ONNX inference graph equals the tfjs forward (logits, attention, gate)', a
     } else assert.equal(out.attention.length, 0);
     if (ref.gate) assert.ok(relErr(out.gate!, ref.gate) < 1e-4, 'gate');
     else assert.equal(out.gate, undefined);
+    // the branch outputs recompose the fused logits: tau/2 (L_I + L_R), tau ((1-g) L_I + g L_R), or tau L_I
+    const fused = out.logits.map((_, i) => {
+      const LI = out.imageLogits[i];
+      if (!out.retrievalLogits) return config.tau * LI;
+      const LR = out.retrievalLogits[i];
+      if (!out.gate) return (config.tau / 2) * (LI + LR);
+      const g = out.gate[Math.floor(i / C)];
+      return config.tau * ((1 - g) * LI + g * LR);
+    });
+    assert.equal(out.imageLogits.length, n * C);
+    assert.equal(out.retrievalLogits === undefined, config.variant === 'mlp-only');
+    assert.ok(relErr(fused, out.logits) < 1e-5, `${config.variant} branches recompose the logits`);
     for (const v of vars.values()) v.dispose();
   }
 });

@@ -1,4 +1,4 @@
-import type { Prediction } from '../train/types.ts';
+import type { Prediction } from '../infer/types.ts';
 import { formatMetricsTable } from './metrics.ts';
 import type { EvalMetrics } from './types.ts';
 
@@ -36,17 +36,23 @@ export interface PredictionReport {
   label: string;
   probability: number;
   top: { label: string; probability: number }[];
+  /** The branches' logits for the predicted class before fusion: L_I (MLP) and L_R (retrieval). */
+  branches?: { image: number; retrieval?: number };
   gate?: number;
   neighbours: { rank: number; id: string; text: string; label?: string; source: string; similarity: number; attention: number }[];
 }
 
-export function predictionReport(image: string, prediction: Prediction, classes: readonly string[], top = 5): PredictionReport {
+/** The parts of a Prediction a report shows (`top` is recomputed from `probs` for the length asked). */
+export type ReportedPrediction = Pick<Prediction, 'label' | 'probs' | 'neighbours' | 'attention' | 'gate'> & Partial<Pick<Prediction, 'branches'>>;
+
+export function predictionReport(image: string, prediction: ReportedPrediction, classes: readonly string[], top = 5): PredictionReport {
   const order = Array.from(prediction.probs, (p, c) => ({ c, p })).sort((a, b) => b.p - a.p || a.c - b.c);
   return {
     image,
     label: classes[prediction.label],
     probability: prediction.probs[prediction.label],
     top: order.slice(0, top).map(({ c, p }) => ({ label: classes[c], probability: p })),
+    ...(prediction.branches === undefined ? {} : { branches: prediction.branches }),
     ...(prediction.gate === undefined ? {} : { gate: prediction.gate }),
     neighbours: prediction.neighbours.map((nb, r) => ({
       rank: r + 1,
@@ -62,6 +68,7 @@ export function predictionReport(image: string, prediction: Prediction, classes:
 
 export function formatPredictionText(report: PredictionReport): string {
   const lines = [`${report.image}: ${report.label} (p = ${report.probability.toFixed(3)})`];
+  if (report.branches?.retrieval !== undefined) lines.push(`branch logits for ${report.label}: MLP (L_I) ${report.branches.image.toFixed(3)}, retrieval (L_R) ${report.branches.retrieval.toFixed(3)}`);
   if (report.gate !== undefined) lines.push(`retrieval gate: ${report.gate.toFixed(3)}`);
   lines.push('', `top ${report.top.length}:`);
   report.top.forEach((t, i) => {

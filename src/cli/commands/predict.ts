@@ -7,6 +7,7 @@ import { RetformerError } from '../../util/errors.ts';
 interface PredictFlags {
   run: string;
   image: string;
+  kb?: string;
   top: string;
   json?: boolean;
 }
@@ -17,11 +18,12 @@ export function registerPredictCommand(program: Command): void {
     .command('predict')
     .summary('Classify one image and show the neighbours behind the answer')
     .description(
-      'Classify one image with a trained run: the label and its probability, the top classes, and the k KB neighbours ' +
-        'with their text, similarity and attention weight in the fusion.',
+      'Classify one image with a trained run: the label and its probability, the top classes, the two branches\' logits ' +
+        'for that label, and the k KB neighbours with their text, similarity and attention weight in the fusion.',
     )
     .requiredOption('--run <dir>', 'run folder written by `retformer train`')
     .requiredOption('--image <file>', 'the picture to classify (PNG, JPEG, WebP, ...)')
+    .option('--kb <dir>', "the run's KB at another path (default: the path recorded in RUN/kb.json)")
     .option('--top <n>', 'how many top classes to list', '5')
     .option('--json', 'print the prediction as JSON')
     .action(async (flags: PredictFlags) => {
@@ -31,16 +33,15 @@ export function registerPredictCommand(program: Command): void {
       const image = resolve(flags.image);
       if (!existsSync(image)) throw new RetformerError(`${image}: image file not found (--image)`);
       if (statSync(image).isDirectory()) throw new RetformerError(`${image}: is a folder, expected an image file (--image)`);
-      const { loadRun } = await import('../../train/run.ts');
+      const { Predictor } = await import('../../infer/predictor.ts');
       const { formatPredictionText, predictionReport } = await import('../../eval/format.ts');
-      const run = await loadRun(runDir);
+      const predictor = await Predictor.fromRun(runDir, { kb: flags.kb });
       try {
-        const embedding = await run.encoder.embedImages([image]); // [1, dim]
-        const [prediction] = await run.predict(embedding);
-        const report = predictionReport(image, prediction, run.classes, top);
+        const [prediction] = await predictor.classify([image], { top });
+        const report = predictionReport(image, prediction, predictor.classes, top);
         process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatPredictionText(report));
       } finally {
-        await run.close();
+        await predictor.close();
       }
     });
 }

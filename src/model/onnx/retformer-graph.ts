@@ -14,7 +14,10 @@ export type GraphMode = { kind: 'train' } | { kind: 'infer'; weights: ParamValue
 
 export interface BuiltGraph {
   bytes: Uint8Array;
-  /** Names of the graph's outputs: 'loss' and 'grad:<param>' (train), or 'logits', 'attention', 'gate' (infer). */
+  /**
+   * Names of the graph's outputs: 'loss' and 'grad:<param>' (train), or 'logits', 'attention', 'gate',
+   * 'imageLogits' (L_I) and 'retrievalLogits' (L_R) (infer).
+   */
   outputs: string[];
 }
 
@@ -88,6 +91,9 @@ function firstRows(g: DiffGraph, x: Value, n: number, rows: number, d: number): 
 
 interface ForwardValues {
   logits: Value; // [n, C]
+  /** The branches before fusion: L_I (MLP) and L_R (retrieval; absent for mlp-only), each [n, C]. */
+  imageLogits: Value;
+  retrievalLogits?: Value;
   attention?: Value; // [n, k]
   gate?: Value; // [n, 1]
 }
@@ -98,7 +104,7 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
   const { tau } = config;
   // branch 1: MLP(z) -> L_I [n, C]
   const LI = g.add(g.matmul(g.gelu(g.add(g.matmul(z, P('mlp.w1')), P('mlp.b1'))), P('mlp.w2')), P('mlp.b2'));
-  if (!usesRetrieval(config)) return { logits: g.scale(LI, tau) };
+  if (!usesRetrieval(config)) return { logits: g.scale(LI, tau), imageLogits: LI };
 
   const { k, width: d, heads, layers, adaptive, variant } = config;
   const T1 = k + 1;
@@ -161,7 +167,7 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
   } else {
     logits = g.scale(g.add(LI, LR), tau / 2);
   }
-  if (!wantRow) return { logits, gate };
+  if (!wantRow) return { logits, imageLogits: LI, retrievalLogits: LR, gate };
   // attention to each neighbour: mean over layers and directions, neighbour columns 1..k, renormalised
   const stacked = g.concat(
     rows.map((r) => g.reshape(r, [1, n, T1])),
@@ -170,7 +176,7 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
   const mean = g.slice(g.meanNoGrad(stacked, 0, false), [1], [T1], [1]); // [n, k]
   const total = g.b.node('Add', [g.b.node('ReduceSum', [mean.name, g.b.int64Const(g.b.fresh('axes'), [1])], { keepdims: 1 }), g.b.floatConst(g.b.fresh('eps'), new Float32Array([1e-12]), [])]);
   const attention: Value = { name: g.b.node('Div', [mean.name, total]), shape: [n, k], grad: false };
-  return { logits, attention, gate };
+  return { logits, imageLogits: LI, retrievalLogits: LR, attention, gate };
 }
 
 /** Parameter lookup: graph inputs (training) or baked constants (inference). */
@@ -213,6 +219,8 @@ export function buildRetformerGraph(config: ModelConfig, dims: ModelDims, n: num
     const outs = [floatSpec(g.output(fwd.logits, 'logits'), [n, C])];
     if (fwd.attention) outs.push(floatSpec(g.output(fwd.attention, 'attention'), [n, config.k]));
     if (fwd.gate) outs.push(floatSpec(g.output(fwd.gate, 'gate'), [n, 1]));
+    outs.push(floatSpec(g.output(fwd.imageLogits, 'imageLogits'), [n, C]));
+    if (fwd.retrievalLogits) outs.push(floatSpec(g.output(fwd.retrievalLogits, 'retrievalLogits'), [n, C]));
     return { bytes: g.toBytes('retformer_infer', outs), outputs: outs.map((o) => o.name) };
   }
   const targets = g.input('targets', [n, C]);
