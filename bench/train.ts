@@ -16,7 +16,7 @@ import { initKbFolder } from '../src/kb/init.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';
 import { type ModelConfig, ModelConfigSchema } from '../src/model/config.ts';
 import { initParams, paramSpecs, saveParams } from '../src/model/params.ts';
-import { initTf, tf } from '../src/model/tf.ts';
+import { initTf, tf } from '../src/util/tfjs.ts';
 import { TrainConfigSchema } from '../src/train/config.ts';
 import { Predictor } from '../src/infer/predictor.ts';
 import { Trainer } from '../src/train/trainer.ts';

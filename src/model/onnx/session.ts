@@ -17,7 +17,7 @@ export interface EngineOptions {
   profileFilePrefix?: string;
 }
 
-/** Model inputs for n rows, row-major (the layout of `../retformer.ts`'s ModelInputs). */
+/** Model inputs for n rows, row-major (the layout of the tfjs reference's ModelInputs, test/reference/retformer.ts). */
 export interface GraphBatch {
   n: number;
   /** z: [n, D]. */
