@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runComparison } from '../src/eval/compare.ts';
+import { runComparison } from '../src/experiments/compare.ts';
 import { buildKnowledgeBase } from '../src/kb/index.ts';
 import { writeTinyDataset } from './helpers/eval-dataset.ts';
 
@@ -112,5 +112,12 @@ describe('compare, eval and predict end to end', () => {
     assert.equal(again2.label, predicted.label);
     const movedMetrics = await cliJson(['eval', '--run', runDir, '--test', data.test, '--kb', moved, '--many', '10', '--few', '4', '--json']);
     assert.equal(movedMetrics.overall, metrics.overall);
+
+    // A KB rebuilt at the same path is a different KB (generation 1 again, new identity): nothing is reused.
+    await buildKnowledgeBase({ pairsCsv: data.kbCsv, out: kb, encoderSpec: 'pixels', quiet: true });
+    const third: string[] = [];
+    await runComparison({ ...options, onStep: (l) => third.push(l) });
+    assert.equal(third.filter((l) => /reusing/.test(l)).length, 0, third.join(' / '));
+    assert.equal(third.filter((l) => /train (full|mlp-only): started/.test(l)).length, 2);
   });
 });
