@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { positiveIntFlag } from '../../eval/cli-args.ts';
+import { positiveIntFlag } from '../flag-values.ts';
 import { RetformerError } from '../../util/errors.ts';
 
 interface PredictFlags {
