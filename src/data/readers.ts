@@ -106,6 +106,7 @@ function readCsvSamples(file: string): Sample[] {
     checkLabel(file, row, label);
     const sample: Sample = { path: resolvePath(base, path), label, row };
     if (has('text') && values.text !== '') sample.text = values.text;
+    if (has('id') && values.id !== '') sample.id = values.id;
     if (has('split') && values.split.trim() !== '') sample.split = values.split.trim();
     if (has('clean_label') && values.clean_label.trim() !== '') {
       sample.cleanLabel = values.clean_label.trim();
@@ -115,7 +116,8 @@ function readCsvSamples(file: string): Sample[] {
   });
 }
 
-function listImages(dir: string): string[] {
+/** Image files under `dir` (recursive, hidden entries skipped), sorted by name at each level. */
+export function listImages(dir: string): string[] {
   const out: string[] = [];
   const entries = readdirSync(dir, { withFileTypes: true })
     .filter((e) => !e.name.startsWith('.'))
