@@ -20,11 +20,12 @@ import {
   namedFiles,
   readFilesUnder,
   readManifest,
+  REBUILD_HINT,
   vectorsFileName,
 } from './format.ts';
 import { type HnswIndex, hnswSearch, newHnswIndex } from './hnsw.ts';
 import { preadExact } from './io.ts';
-import { acquireWriteLock, processAlive, tryAcquireWriteLock } from './lock.ts';
+import { abandonedLock, acquireWriteLock, processAlive, tryAcquireWriteLock } from './lock.ts';
 import { filterMatches } from './search-filter.ts';
 import { MetaStore, needsRecovery, recoverToManifest, VectorFile } from './storage.ts';
 import type { EmbeddedPair, EncoderFiles, KbCreateOptions, KbDtype, KbManifest, KbWriter, Modality, Neighbour, PairMeta, SearchOptions, WritableKnowledgeBase, WriteOptions } from './types.ts';
@@ -43,7 +44,6 @@ interface Generation {
 /** usearch opens files by path: /proc/self/fd/N opens the very file we hold, even once a later commit unlinked it. */
 const FD_PATHS = process.platform === 'linux' && existsSync('/proc/self/fd');
 
-const REBUILD_HINT = 'the knowledge base is damaged (an interrupted copy?): restore it or rebuild it with retformer kb build';
 
 /** A build of NAME writes into `.NAME.building-<pid>` beside it until its first commit renames it into place. */
 const buildFolderPrefix = (name: string) => `.${name}.building-`;
@@ -137,10 +137,15 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     return this.gen.tombstones;
   }
 
-  /** Cut a crashed writer's leftovers when no writer is running (best effort: skipped while one runs or the folder is read-only). */
+  /**
+   * Cut a crashed writer's leftovers (its lock names a dead pid). Readers otherwise never take the
+   * lock: they read only committed lengths and named files, and a writer cleans up under its lock.
+   * Best effort: skipped while another process holds the lock or the folder is read-only.
+   */
   private tryRecover(): void {
     let manifest: FileKbManifest;
     try {
+      if (!abandonedLock(this.folder)) return;
       manifest = readManifest(this.folder);
       if (!needsRecovery(this.folder, manifest)) return;
     } catch (err) {
@@ -373,6 +378,13 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
             return index;
           },
           finish: async (next) => {
+            if (!next) {
+              try {
+                recoverToManifest(dir, readManifest(dir)); // an abort cuts what it appended
+              } catch {
+                // left for the next writer
+              }
+            }
             release(); // before a created KB's folder is renamed into place (the lock file moves with it otherwise)
             if (next && this.target) this.publish();
             if (next) await this.refresh();

@@ -21,6 +21,9 @@ import type { EncoderFiles, KbDtype, KbManifest } from './types.ts';
  */
 export const KB_FORMAT_VERSION = 2;
 
+/** The end of every "damaged file" message. */
+export const REBUILD_HINT = 'the knowledge base is damaged (an interrupted copy?): restore it or rebuild it with retformer kb build';
+
 export const KB_FILES = {
   manifest: 'manifest.json',
   encoderDir: 'encoder',

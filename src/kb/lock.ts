@@ -75,6 +75,12 @@ export function liveWriter(dir: string): number | undefined {
   return pid !== undefined && holderAlive(dir, pid) ? pid : undefined;
 }
 
+/** Is there a lock whose holder died (a crashed writer, whose leftovers want cutting)? */
+export function abandonedLock(dir: string): boolean {
+  const pid = readPid(join(dir, KB_FILES.lock));
+  return pid !== undefined && !holderAlive(dir, pid);
+}
+
 /** Remove `lock` if its holder is dead, under `lock.break`. */
 function breakAbandoned(dir: string): void {
   const lock = join(dir, KB_FILES.lock);
