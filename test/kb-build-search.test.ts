@@ -170,3 +170,22 @@ test('a format 1 KB (index parameters and files at the top level) is read as is 
   assert.deepEqual([onDisk.formatVersion, onDisk.count, onDisk.folder.rows, onDisk.index], [2, 15, 15, undefined]);
   assert.equal(manifest.generation, 2);
 });
+
+test('CLI: kb compact drops removed rows, keeps ids and answers, bumps the generation; stats reports bytes per pair', async () => {
+  const work = tempDir();
+  const { csv } = await writePairsFixture(work, { n: 20, seed: 12 });
+  const out = join(work, 'kb');
+  const run = (...args: string[]) => execFileSync('node', [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RETFORMER_QUIET: '1' } });
+  run('kb', 'build', '--pairs', csv, '--encoder', 'pixels', '--out', out);
+  run('kb', 'remove', '--kb', out, '--id', 'p1', '--id', 'p7', '--id', 'p8');
+  const search = () => JSON.parse(run('kb', 'search', '--kb', out, '--image', join(work, 'images/p9.png'), '-k', '5', '--json')).neighbours.map((n: { id: string; similarity: number }) => `${n.id}:${n.similarity.toFixed(4)}`);
+  const before = search();
+  const stats0 = JSON.parse(run('kb', 'stats', '--kb', out, '--json'));
+  assert.deepEqual([stats0.count, stats0.folder.rows, stats0.generation], [17, 20, 2]);
+  assert.match(run('kb', 'compact', '--kb', out), /^compacted .*: 17 pairs \(3 removed rows dropped\), generation 3\n$/);
+  const stats = JSON.parse(run('kb', 'stats', '--kb', out, '--json'));
+  assert.deepEqual([stats.count, stats.folder.rows, stats.folder.removed, stats.folder.files.tombstones, stats.generation], [17, 17, 0, null, 3]);
+  assert.equal(stats.bytesPerPair, Math.round(stats.diskBytes / 17));
+  assert.deepEqual(search(), before);
+  assert.match(run('kb', 'stats', '--kb', out), /bytes per pair/);
+});
