@@ -12,6 +12,7 @@ import {
   checksumFiles,
   committedBytes,
   DEFAULT_INDEX_PARAMS,
+  DEFAULT_KB_DTYPE,
   type FileKbManifest,
   fileDigest,
   KB_FILES,
@@ -69,6 +70,8 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
   private folder: string;
   /** Set while a created KB has not committed yet: the folder it is renamed to at its first commit. */
   private target?: string;
+  /** A created KB may replace an existing one at `target` (KbCreateOptions.overwrite). */
+  private replaceTarget = false;
   private gen!: Generation;
 
   private constructor(dir: string) {
@@ -104,6 +107,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     initKbFolder(tmp, options);
     const kb = new FileKnowledgeBase(tmp);
     kb.target = out;
+    kb.replaceTarget = options.overwrite === true;
     kb.gen = kb.openLatest();
     return kb;
   }
@@ -401,6 +405,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
   /** First commit of a created KB: rename its temp folder into place. */
   private publish(): void {
     const target = this.target as string;
+    if (existsSync(target) && !this.replaceTarget) throw new RetformerError(`${target}: appeared while building; not overwriting it`);
     if (existsSync(target)) {
       const old = join(dirname(target), `.${basename(target)}.replaced-${process.pid}`);
       rmSync(old, { recursive: true, force: true });
@@ -481,7 +486,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
 
 /** Make `dir` an empty KB (generation 0, no rows, no index files yet); pairs then arrive through a writer. */
 function initKbFolder(dir: string, options: KbCreateOptions): FileKbManifest {
-  const dtype = options.dtype ?? 'f32';
+  const dtype = options.dtype ?? DEFAULT_KB_DTYPE;
   const files = { imageVectors: vectorsFileName('image', dtype), textVectors: vectorsFileName('text', dtype), ...metaFileNames() };
   for (const f of Object.values(files)) closeSync(openSync(join(dir, f), 'w'));
   const now = new Date().toISOString();
