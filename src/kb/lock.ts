@@ -34,7 +34,7 @@ function sleepSync(ms: number): void {
 /** Link a new file holding our pid to `path`; false if `path` exists. */
 function linkWithPid(dir: string, path: string): boolean {
   const pending = join(dir, `${KB_FILES.lock}.pending-${process.pid}-${counter++}`);
-  const fd = openSync(pending, 'wx');
+  const fd = openSync(pending, 'w'); // private to this pid and counter
   try {
     writeFileSync(fd, `${process.pid}\n`);
     fsyncSync(fd);
