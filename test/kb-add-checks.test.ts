@@ -22,10 +22,10 @@ before(async () => {
 });
 
 // Issue 17 (8): `kb add` embedded every pair before checking labels and the lock.
-test('kb add checks labels before embedding: an unknown label on row 2 is reported, not the unreadable image on row 1', async () => {
+test('kb add checks labels before embedding: an unknown label on line 3 is reported, not the unreadable image on line 2', async () => {
   const csv = join(dir, 'label-late.csv');
   writeFileSync(csv, `${header}n1,images/not-an-image.png,broken,red\nn2,images/p1.png,an orange thing,orange\n`);
-  await assert.rejects(addPairsCsv(kbDir, csv, { quiet: true }), /label-late\.csv:2: unknown label "orange"/);
+  await assert.rejects(addPairsCsv(kbDir, csv, { quiet: true }), /label-late\.csv:3: unknown label "orange"/);
 });
 
 test('kb add takes the write lock before embedding: a running writer is reported, not the unreadable image', async () => {

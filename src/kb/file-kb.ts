@@ -3,7 +3,7 @@ import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, ren
 import { basename, dirname, join, resolve } from 'node:path';
 import { openEncoder as openEncoderFromDir } from '../encoders/registry.ts';
 import type { Encoder } from '../encoders/types.ts';
-import { RetformerError } from '../util/errors.ts';
+import { RetformerError, toUserError } from '../util/errors.ts';
 import { fsyncPath, writeJsonAtomic } from '../util/fs.ts';
 import { compactFolder } from './compact.ts';
 import {
@@ -98,13 +98,20 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     removeDeadBuilds(parent, basename(out));
     const tmp = join(parent, `${buildFolderPrefix(basename(out))}${process.pid}`);
     rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(join(tmp, KB_FILES.encoderDir), { recursive: true });
-    for (const [name, bytes] of options.encoderFiles) {
-      const path = join(tmp, KB_FILES.encoderDir, ...name.split('/'));
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, bytes);
+    let writing = tmp;
+    try {
+      mkdirSync(join(tmp, KB_FILES.encoderDir), { recursive: true });
+      for (const [name, bytes] of options.encoderFiles) {
+        writing = join(tmp, KB_FILES.encoderDir, ...name.split('/'));
+        mkdirSync(dirname(writing), { recursive: true });
+        writeFileSync(writing, bytes);
+      }
+      writing = tmp;
+      initKbFolder(tmp, options);
+    } catch (err) {
+      rmSync(tmp, { recursive: true, force: true }); // a full disk leaves no half-made KB behind
+      throw toUserError(err, writing) ?? err;
     }
-    initKbFolder(tmp, options);
     const kb = new FileKnowledgeBase(tmp);
     kb.target = out;
     kb.replaceTarget = options.overwrite === true;
