@@ -33,3 +33,10 @@ export async function openKnowledgeBaseSpec(spec: string): Promise<WritableKnowl
 export async function createKnowledgeBase(spec: string, options: KbCreateOptions): Promise<WritableKnowledgeBase> {
   return (await kbBackendFor(spec)).create(spec, options);
 }
+
+// Postgres + pgvector (src/kb/postgres/): imported only when a postgres:// or pg: spec is used.
+registerKbBackend({
+  name: 'postgres',
+  accepts: (spec) => /^(postgres|postgresql|pg):/i.test(spec.trim()),
+  load: async () => (await import('./postgres/index.ts')).postgresBackend,
+});
