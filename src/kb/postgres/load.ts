@@ -35,15 +35,20 @@ export async function loadStage(client: pg.PoolClient | pg.Client, stage: string
     await pipeline(Readable.from(binaryCopyChunks(rows)), stream);
     return;
   }
-  await client.query(insertStageSql(stage), [
-    rows.map((r) => String(r.row)),
-    rows.map((r) => r.id),
-    rows.map((r) => r.text),
-    rows.map((r) => r.label ?? null),
-    rows.map((r) => r.source),
-    rows.map((r) => vectorLiteral(r.image)),
-    rows.map((r) => vectorLiteral(r.textVector)),
-  ]);
+  // about 1 MB per statement: PGlite's socket server re-buffers a message on every TCP chunk (quadratic in its size)
+  const perStatement = Math.max(1, Math.floor(2 ** 20 / (rows[0].image.length * 2 * 12)));
+  for (let s = 0; s < rows.length; s += perStatement) {
+    const part = rows.slice(s, s + perStatement);
+    await client.query(insertStageSql(stage), [
+      part.map((r) => String(r.row)),
+      part.map((r) => r.id),
+      part.map((r) => r.text),
+      part.map((r) => r.label ?? null),
+      part.map((r) => r.source),
+      part.map((r) => vectorLiteral(r.image)),
+      part.map((r) => vectorLiteral(r.textVector)),
+    ]);
+  }
 }
 
 /** pgvector's text form: [x1,x2,...]; 9 significant digits read back to the same float32. */

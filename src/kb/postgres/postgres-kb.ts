@@ -13,6 +13,7 @@ import { type PgSpec, parsePgSpec, type TableNames, tableNames } from './spec.ts
 import {
   exactScanSql,
   knnSql,
+  knnTransactionSql,
   PG_HNSW,
   PG_MAX_EF_SEARCH,
   type PgVectorType,
@@ -204,8 +205,7 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
     for (const s of options.excludeIds ?? []) maxExcluded = Math.max(maxExcluded, s?.size ?? 0);
     // over-fetch so that dropping removed pairs and excluded ids still leaves k (as the file backend)
     const margin = maxExcluded + (m.removed > 0 ? Math.min(m.removed, k) + 8 : 0);
-    const sql = knnSql(this.names, options.modality ?? 'image', dim, this.vectorType);
-    await this.serverVersionString();
+    const modality = options.modality ?? 'image';
     const client = await this.pool.connect();
     try {
       const out: Neighbour[][] = [];
@@ -213,11 +213,11 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
         const literal = queryLiteral(queries, qi, dim);
         const exclude = options.excludeIds?.[qi];
         let fetch = Math.min(k + margin, m.rows);
-        let list = await this.knn(client, sql, literal, fetch, ef, k, exclude);
+        let list = await this.knn(client, modality, literal, fetch, ef, k, exclude);
         // a query that lost too many candidates to filtering is searched again, wider
         while (list.length < Math.min(k, m.count) && fetch < m.rows) {
           fetch = Math.min(fetch * 2, m.rows);
-          list = await this.knn(client, sql, literal, fetch, ef, k, exclude);
+          list = await this.knn(client, modality, literal, fetch, ef, k, exclude);
         }
         out.push(list);
       }
@@ -227,31 +227,32 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
     }
   }
 
-  /** One k-NN query in its own transaction, with ef_search set for it alone. */
-  private async knn(client: pg.PoolClient, sql: string, literal: string, fetch: number, ef: number, k: number, exclude: ReadonlySet<string> | undefined): Promise<Neighbour[]> {
-    await client.query('BEGIN');
+  /** One k-NN query in its own transaction (one round trip), with ef_search set for it alone. */
+  private async knn(client: pg.PoolClient, modality: Modality, literal: string, fetch: number, ef: number, k: number, exclude: ReadonlySet<string> | undefined): Promise<Neighbour[]> {
+    // pgvector's HNSW scan returns at most ef_search rows: breadth is at least the rows wanted
+    const breadth = Math.max(ef, fetch);
+    const setting = breadth > PG_MAX_EF_SEARCH ? exactScanSql : setEfSearchSql(breadth);
+    const sql = knnTransactionSql(setting, knnSql(this.names, modality, this.dim, this.vectorType, literal, fetch));
+    let rows: Array<Record<string, unknown>>;
     try {
-      // pgvector's HNSW scan returns at most ef_search rows: breadth is at least the rows wanted
-      const breadth = Math.max(ef, fetch);
-      if (breadth > PG_MAX_EF_SEARCH) await client.query(exactScanSql);
-      else await client.query(setEfSearchSql(breadth));
-      // named (server-side prepared) statements, except on PGlite whose connections share one session and its statement names
-      const name = this.sharedSession ? undefined : `knn_${hash(sql)}`;
-      const { rows } = await client.query({ name, text: sql, values: [literal, fetch] });
-      await client.query('COMMIT');
-      const list: Neighbour[] = [];
-      for (const r of rows) {
-        if (list.length >= k) break;
-        if (r.removed || exclude?.has(r.id)) continue;
-        const row = Number(r.row_key);
-        const similarity = 1 - Number(r.distance);
-        list.push(r.label === null ? { id: r.id, text: r.text, source: r.source, row, similarity } : { id: r.id, text: r.text, source: r.source, label: r.label, row, similarity });
-      }
-      return list;
+      const results = (await client.query(sql)) as unknown as pg.QueryResult[];
+      rows = results[2].rows;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
+    const list: Neighbour[] = [];
+    for (const r of rows) {
+      if (list.length >= k) break;
+      const id = r.id as string;
+      if (r.removed || exclude?.has(id)) continue;
+      const row = Number(r.row_key);
+      const similarity = 1 - Number(r.distance);
+      const text = r.text as string;
+      const source = r.source as string;
+      list.push(r.label === null ? { id, text, source, row, similarity } : { id, text, source, label: r.label as string, row, similarity });
+    }
+    return list;
   }
 
   private checkRows(rows: readonly number[]): void {
@@ -408,4 +409,3 @@ function queryLiteral(queries: Float32Array, qi: number, dim: number): string {
   return `[${parts.join(',')}]`;
 }
 
-const hash = (s: string) => createHash('sha1').update(s).digest('hex').slice(0, 12);

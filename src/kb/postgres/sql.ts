@@ -101,12 +101,13 @@ export const createHnswSql = (t: TableNames, modality: Modality, type: PgVectorT
 /** Compaction: removed pairs leave the table for good (row keys of live pairs do not change). */
 export const deleteRemovedSql = (t: TableNames) => `DELETE FROM ${q(t.pairs)} WHERE removed_gen IS NOT NULL`;
 
-/** k-NN of one query: cosine distance (<=>) through the modality's HNSW index, best first. */
-export const knnSql = (t: TableNames, modality: Modality, dim: number, type: PgVectorType) => {
+/** k-NN of one query: cosine distance (<=>) through the modality's HNSW index, best first. `query` is a vector literal ([x1,...], numbers only). */
+export const knnSql = (t: TableNames, modality: Modality, dim: number, type: PgVectorType, query: string, limit: number) => {
   const col = vectorColumn(modality);
-  return `SELECT row_key, id, text, label, source, removed_gen IS NOT NULL AS removed, ${col} <=> $1::${type}(${dim}) AS distance
-   FROM ${q(t.pairs)} ORDER BY ${col} <=> $1::${type}(${dim}) LIMIT $2`;
+  return `SELECT row_key, id, text, label, source, removed_gen IS NOT NULL AS removed, ${col} <=> '${query}'::${type}(${dim}) AS distance FROM ${q(t.pairs)} ORDER BY ${col} <=> '${query}'::${type}(${dim}) LIMIT ${Math.trunc(limit)}`;
 };
+/** One round trip per query: its own transaction, so that ef_search (SET LOCAL) applies to it alone. */
+export const knnTransactionSql = (setting: string, knn: string) => `BEGIN; ${setting}; ${knn}; COMMIT`;
 /** Per query, inside its transaction: the HNSW candidate list size (pgvector reads it at scan start). */
 export const setEfSearchSql = (ef: number) => `SET LOCAL hnsw.ef_search = ${Math.trunc(ef)}`;
 /** Past pgvector's ef_search cap: read every row (exact, as the file backend widens to the whole index). */
