@@ -34,6 +34,13 @@ export async function createKnowledgeBase(spec: string, options: KbCreateOptions
   return (await kbBackendFor(spec)).create(spec, options);
 }
 
+// The file backend (the default: a spec that is not a URL is a folder path).
+registerKbBackend({
+  name: 'folder',
+  accepts: (spec) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(spec) && !/^pg:/i.test(spec),
+  load: async () => (await import('./folder-backend.ts')).folderBackend,
+});
+
 // Postgres + pgvector (src/kb/postgres/): imported only when a postgres:// or pg: spec is used.
 registerKbBackend({
   name: 'postgres',
