@@ -177,7 +177,7 @@ for (const { name, start } of servers) {
       await assert.rejects(w.append([pairs[31], bad]), /pair 2: image vector contains NaN/);
       await assert.rejects(w.remove(['nope']), /unknown id "nope"/);
       // a second writer is refused while this one is open
-      await assert.rejects(kb.beginWrite(), /another writer/);
+      await assert.rejects(kb.beginWrite(), /already writing this knowledge base/);
       await w.abort();
       assert.equal(kb.manifest.generation, 1);
       if (!(kb as PostgresKnowledgeBase).sharedSession) {
@@ -186,7 +186,7 @@ for (const { name, start } of servers) {
         await other.connect();
         try {
           await other.query('SELECT pg_advisory_lock($1::bigint)', [parsePgSpec(spec).lockKey]);
-          await assert.rejects(kb.beginWrite(), /another writer/);
+          await assert.rejects(kb.beginWrite(), /another session is writing this knowledge base/);
         } finally {
           await other.end();
         }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
@@ -28,14 +28,23 @@ import { PostgresKbWriter } from './writer.ts';
 
 export const PG_FORMAT_VERSION = 1;
 
-/** The neutral manifest plus what this backend keeps beside it (row keys handed out, labels, HNSW parameters). */
-export interface PgKbManifest extends KbManifest {
-  encoderChecksum: string;
+/** This backend's own state beside the neutral manifest fields (as the file backend's `folder` section). */
+export interface PgState {
+  table: string;
   /** Row keys handed out so far (removed pairs included): keys are 0..rows-1 and never reused. */
   rows: number;
+  /** Tombstoned pairs still in the table (until compaction). */
   removed: number;
-  labels: string[];
+  /** HNSW build parameters and the default ef_search. */
   hnsw: { m: number; efConstruction: number; efSearch: number };
+}
+
+/** The neutral manifest (what every backend has) plus the `postgres` section. */
+export interface PgKbManifest extends KbManifest {
+  kbId: string;
+  encoderChecksum: string;
+  labels: string[];
+  postgres: PgState;
 }
 
 /** A KB not yet committed (created in this process): what its first commit will write. */
@@ -106,18 +115,17 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
       const now = new Date().toISOString();
       const manifest: PgKbManifest = {
         formatVersion: PG_FORMAT_VERSION,
+        kbId: randomUUID(),
         generation: 0,
         encoder: options.encoder,
         encoderChecksum: options.encoderChecksum,
         dim: options.dim,
         dtype,
         count: 0,
-        rows: 0,
-        removed: 0,
         labels: [],
-        hnsw: { ...PG_HNSW },
         createdAt: now,
         updatedAt: now,
+        postgres: { table: parsed.table, rows: 0, removed: 0, hnsw: { ...PG_HNSW } },
       };
       return new PostgresKnowledgeBase(parsed, pool, manifest, { options: { ...options, dtype }, replace: existing !== undefined });
     } catch (err) {
@@ -199,12 +207,13 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
     const n = queries.length / dim;
     if (this.pending || this.size === 0) return Array.from({ length: n }, () => []);
     const m = this.current;
-    const ef = options.ef ?? m.hnsw.efSearch;
+    const ef = options.ef ?? m.postgres.hnsw.efSearch;
+    const { rows: total, removed } = m.postgres;
     if (!Number.isInteger(ef) || ef <= 0) throw new RetformerError(`ef must be a positive integer, got ${ef}`);
     let maxExcluded = 0;
     for (const s of options.excludeIds ?? []) maxExcluded = Math.max(maxExcluded, s?.size ?? 0);
     // over-fetch so that dropping removed pairs and excluded ids still leaves k (as the file backend)
-    const margin = maxExcluded + (m.removed > 0 ? Math.min(m.removed, k) + 8 : 0);
+    const margin = maxExcluded + (removed > 0 ? Math.min(removed, k) + 8 : 0);
     const modality = options.modality ?? 'image';
     const client = await this.pool.connect();
     try {
@@ -212,11 +221,11 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
       for (let qi = 0; qi < n; qi++) {
         const literal = queryLiteral(queries, qi, dim);
         const exclude = options.excludeIds?.[qi];
-        let fetch = Math.min(k + margin, m.rows);
+        let fetch = Math.min(k + margin, total);
         let list = await this.knn(client, modality, literal, fetch, ef, k, exclude);
         // a query that lost too many candidates to filtering is searched again, wider
-        while (list.length < Math.min(k, m.count) && fetch < m.rows) {
-          fetch = Math.min(fetch * 2, m.rows);
+        while (list.length < Math.min(k, m.count) && fetch < total) {
+          fetch = Math.min(fetch * 2, total);
           list = await this.knn(client, modality, literal, fetch, ef, k, exclude);
         }
         out.push(list);
@@ -256,7 +265,7 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
   }
 
   private checkRows(rows: readonly number[]): void {
-    const total = this.current.rows;
+    const total = this.current.postgres.rows;
     for (const r of rows) {
       if (!Number.isInteger(r) || r < 0 || r >= total) throw new RetformerError(`${this.spec}: row ${r} out of range (0..${total - 1})`);
     }
@@ -291,7 +300,7 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
 
   async beginWrite(options: WriteOptions = {}): Promise<KbWriter> {
     const key = this.pgSpec.lockKey;
-    if (WRITERS_IN_PROCESS.has(key)) throw writerBusy(this.spec);
+    if (WRITERS_IN_PROCESS.has(key)) throw writerBusy(this.spec, 'process');
     WRITERS_IN_PROCESS.add(key);
     try {
       return await PostgresKbWriter.begin(this, options, () => WRITERS_IN_PROCESS.delete(key));
@@ -351,8 +360,12 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
   }
 }
 
-export const writerBusy = (spec: string) =>
-  new RetformerError(`${spec}: another writer is adding to or removing from this knowledge base; try again when it has finished`);
+export const writerBusy = (spec: string, where: 'process' | 'elsewhere') =>
+  new RetformerError(
+    where === 'process'
+      ? `${spec}: this process is already writing this knowledge base (one writer at a time: commit or abort the open one first)`
+      : `${spec}: another session is writing this knowledge base (its advisory lock is held); try again when it ends`,
+  );
 
 function newPool(spec: PgSpec): pg.Pool {
   const pool = new pg.Pool({ connectionString: spec.connectionString, max: 2, idleTimeoutMillis: 10_000 });
@@ -372,24 +385,23 @@ async function readManifest(pool: pg.Pool, spec: PgSpec): Promise<PgKbManifest |
   if (!present) return undefined;
   const { rows } = await pool.query(selectManifestSql(names));
   if (rows.length !== 1) throw new RetformerError(`${spec.display}: manifest table ${names.manifest} has ${rows.length} rows, expected 1`);
-  return manifestFromRow(rows[0]);
+  return manifestFromRow(rows[0], spec.table);
 }
 
-export function manifestFromRow(r: Record<string, unknown>): PgKbManifest {
+export function manifestFromRow(r: Record<string, unknown>, table: string): PgKbManifest {
   return {
     formatVersion: Number(r.format_version),
+    kbId: r.kb_id as string,
     generation: Number(r.generation),
     encoder: r.encoder as EncoderDescriptor,
     encoderChecksum: r.encoder_checksum as string,
     dim: Number(r.dim),
     dtype: r.dtype as KbDtype,
     count: Number(r.count),
-    rows: Number(r.rows),
-    removed: Number(r.removed),
     labels: r.labels as string[],
-    hnsw: r.hnsw as PgKbManifest['hnsw'],
     createdAt: new Date(r.created_at as string).toISOString(),
     updatedAt: new Date(r.updated_at as string).toISOString(),
+    postgres: { table, rows: Number(r.rows), removed: Number(r.removed), hnsw: r.hnsw as PgState['hnsw'] },
   };
 }
 

@@ -33,6 +33,7 @@ export function createSchemaSql(t: TableNames, dim: number, type: PgVectorType):
     `CREATE TABLE ${q(t.manifest)} (
   singleton        boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   format_version   integer NOT NULL,
+  kb_id            text NOT NULL,
   generation       bigint NOT NULL,
   encoder          jsonb NOT NULL,
   encoder_checksum text NOT NULL,
@@ -53,13 +54,13 @@ export function createSchemaSql(t: TableNames, dim: number, type: PgVectorType):
 export const dropSchemaSql = (t: TableNames) => `DROP TABLE IF EXISTS ${q(t.pairs)}, ${q(t.manifest)}, ${q(t.encoder)}`;
 
 export const insertManifestSql = (t: TableNames) =>
-  `INSERT INTO ${q(t.manifest)} (format_version, generation, encoder, encoder_checksum, dim, dtype, count, rows, removed, labels, hnsw, created_at, updated_at)
-   VALUES ($1, 0, $2, $3, $4, $5, 0, 0, 0, '[]', $6, now(), now())`;
+  `INSERT INTO ${q(t.manifest)} (format_version, kb_id, generation, encoder, encoder_checksum, dim, dtype, count, rows, removed, labels, hnsw, created_at, updated_at)
+   VALUES ($1, $2, 0, $3, $4, $5, $6, 0, 0, 0, '[]', $7, now(), now())`;
 
 export const insertEncoderFileSql = (t: TableNames) => `INSERT INTO ${q(t.encoder)} (path, bytes) VALUES ($1, $2)`;
 
 export const selectManifestSql = (t: TableNames) =>
-  `SELECT format_version, generation, encoder, encoder_checksum, dim, dtype, count, rows, removed, labels, hnsw, created_at, updated_at FROM ${q(t.manifest)}`;
+  `SELECT format_version, kb_id, generation, encoder, encoder_checksum, dim, dtype, count, rows, removed, labels, hnsw, created_at, updated_at FROM ${q(t.manifest)}`;
 
 export const lockManifestSql = (t: TableNames) => `SELECT generation FROM ${q(t.manifest)} FOR UPDATE`;
 

@@ -58,7 +58,7 @@ export class PostgresKbWriter implements KbWriter {
   ) {
     this.stage = `${kb.names.stagePrefix}${randomBytes(6).toString('hex')}`;
     this.labels = new Set(base.labels);
-    this.nextRow = base.rows;
+    this.nextRow = base.postgres.rows;
   }
 
   static async begin(kb: PostgresKnowledgeBase, options: WriteOptions, release: () => void): Promise<PostgresKbWriter> {
@@ -71,7 +71,7 @@ export class PostgresKbWriter implements KbWriter {
     }
     try {
       const { rows } = await client.query(tryLockSql, [kb.pgSpec.lockKey]);
-      if (rows[0].locked !== true) throw writerBusy(kb.spec);
+      if (rows[0].locked !== true) throw writerBusy(kb.spec, 'elsewhere');
       // a writer killed earlier may have left its staging table: nobody else holds the lock now
       const stale = await client.query(leftoverStagesSql, [kb.names.stagePrefix]);
       for (const r of stale.rows) await client.query(dropTableSql(r.tablename));
@@ -165,11 +165,12 @@ export class PostgresKbWriter implements KbWriter {
         for (const sql of createSchemaSql(names, options.dim, this.kb.vectorType)) await c.query(sql);
         await c.query(insertManifestSql(names), [
           this.base.formatVersion,
+          this.base.kbId,
           JSON.stringify(options.encoder),
           options.encoderChecksum,
           options.dim,
           this.base.dtype,
-          JSON.stringify(this.base.hnsw),
+          JSON.stringify(this.base.postgres.hnsw),
         ]);
         for (const [path, bytes] of [...options.encoderFiles].sort(([a], [b]) => (a < b ? -1 : 1))) await c.query(insertEncoderFileSql(names), [path, Buffer.from(bytes)]);
       } else {
@@ -195,11 +196,10 @@ export class PostgresKbWriter implements KbWriter {
         ...this.base,
         generation,
         count: this.base.count + this.appendedIds.size - this.removedIds.size,
-        rows: this.nextRow,
-        removed: this.base.removed + this.removedIds.size,
         labels: [...this.labels].sort(),
+        postgres: { ...this.base.postgres, rows: this.nextRow, removed: this.base.postgres.removed + this.removedIds.size },
       };
-      await c.query(updateManifestSql(names), [manifest.generation, manifest.count, manifest.rows, manifest.removed, JSON.stringify(manifest.labels)]);
+      await c.query(updateManifestSql(names), [manifest.generation, manifest.count, manifest.postgres.rows, manifest.postgres.removed, JSON.stringify(manifest.labels)]);
       crashPoint('pg:before-commit');
       await c.query('COMMIT');
       manifest.updatedAt = new Date().toISOString();
@@ -223,8 +223,8 @@ export class PostgresKbWriter implements KbWriter {
       await c.query('BEGIN');
       await c.query(lockManifestSql(names));
       await c.query(deleteRemovedSql(names));
-      const manifest: PgKbManifest = { ...this.base, generation: this.base.generation + 1, removed: 0 };
-      await c.query(updateManifestSql(names), [manifest.generation, manifest.count, manifest.rows, 0, JSON.stringify(manifest.labels)]);
+      const manifest: PgKbManifest = { ...this.base, generation: this.base.generation + 1, postgres: { ...this.base.postgres, removed: 0 } };
+      await c.query(updateManifestSql(names), [manifest.generation, manifest.count, manifest.postgres.rows, 0, JSON.stringify(manifest.labels)]);
       await c.query('COMMIT');
       await this.kb.refresh();
       return this.kb.manifest;
