@@ -45,8 +45,8 @@ let tableCounter = 0;
 const freshTable = () => `kbt_${process.pid}_${tableCounter++}`;
 
 /** Build a KB of `pairs` in one commit; returns it open. */
-async function buildKb(spec: string, pairs: readonly EmbeddedPair[], dtype: 'f32' | 'f16' = 'f32'): Promise<WritableKnowledgeBase> {
-  const kb = await createKnowledgeBase(spec, enc.create({ dtype }));
+async function buildKb(spec: string, pairs: readonly EmbeddedPair[], dtype: 'f32' | 'f16' = 'f32', overwrite = false): Promise<WritableKnowledgeBase> {
+  const kb = await createKnowledgeBase(spec, enc.create({ dtype, overwrite }));
   const w = await kb.beginWrite({ allowNewLabels: true });
   for (let i = 0; i < pairs.length; i += 100) await w.append(pairs.slice(i, i + 100));
   await w.commit();
@@ -270,6 +270,16 @@ for (const { name, start } of servers) {
       const fresh = track(await openKnowledgeBaseSpec(spec));
       assert.deepEqual([fresh.dim, fresh.size, fresh.manifest.dtype, fresh.encoderId, fresh.manifest.generation], [8, 10, 'f32', 'fake-8', 1]);
       assert.deepEqual([...(await fresh.encoderFiles()).keys()], ['weights.json']);
+      // a manifest table this backend cannot read is refused, and replaced only when asked to overwrite
+      const table = freshTable();
+      const client = new pg.Client({ connectionString: parsePgSpec(spec).connectionString });
+      await client.connect();
+      await client.query(`CREATE TABLE ${table}_manifest (something integer)`);
+      await client.end();
+      await assert.rejects(createKnowledgeBase(server.spec(table), enc.create()), /column .* does not exist/);
+      const replaced = track(await buildKb(server.spec(table), pairs.slice(0, 5), 'f32', true));
+      await assert.rejects(createKnowledgeBase(server.spec(table), enc.create()), /already exists/);
+      assert.equal(replaced.size, 5);
     });
   });
 }

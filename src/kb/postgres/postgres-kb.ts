@@ -110,8 +110,15 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
     if (options.dim !== options.encoder.dim) throw new RetformerError(`${parsed.display}: dim ${options.dim} differs from the encoder's ${options.encoder.dim}`);
     const pool = newPool(parsed);
     try {
-      const existing = await readManifest(pool, parsed);
-      if (existing && !options.overwrite) throw new RetformerError(`${parsed.display}: a knowledge base already exists there (${existing.count} pairs); choose another table or drop it`);
+      let existing: PgKbManifest | 'unreadable' | undefined;
+      try {
+        existing = await readManifest(pool, parsed);
+      } catch (err) {
+        // an unreadable manifest (another format, a foreign table) is replaced when asked to overwrite
+        if (!options.overwrite) throw err;
+        existing = 'unreadable';
+      }
+      if (existing && !options.overwrite) throw new RetformerError(`${parsed.display}: a knowledge base already exists there (${existing === 'unreadable' ? 'unreadable' : `${existing.count} pairs`}); choose another table or drop it`);
       const now = new Date().toISOString();
       const manifest: PgKbManifest = {
         formatVersion: PG_FORMAT_VERSION,
