@@ -5,6 +5,7 @@
  * against exact search, at several ef values.
  *
  *   node --import tsx bench/kb.ts [--n 200000] [--queries 500] [--dim 512] [--clusters 1000] [--ef 32,64,96,128,256] [--seed 1]
+ *     [--pg N [--pg-queries 200] [--pg-url postgres://user@host:port/db]]   Postgres rows (bench/kb-postgres.ts) on the first N pairs
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +28,9 @@ const args = parseArgs({
     ef: { type: 'string', default: '32,64,96,128,256' },
     seed: { type: 'string', default: '1' },
     k: { type: 'string', default: '32' },
+    pg: { type: 'string', default: '0' },
+    'pg-queries': { type: 'string', default: '200' },
+    'pg-url': { type: 'string' },
   },
 }).values;
 const cfg = z
@@ -38,6 +42,9 @@ const cfg = z
     seed: z.coerce.number().int(),
     k: z.coerce.number().int().min(1),
     ef: z.string().transform((s) => s.split(',').map(Number)),
+    pg: z.coerce.number().int().min(0),
+    'pg-queries': z.coerce.number().int().min(1),
+    'pg-url': z.string().optional(),
   })
   .parse(args);
 
@@ -188,3 +195,9 @@ const lines = [
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
 rmSync(dir, { recursive: true, force: true });
+
+if (cfg.pg > 0) {
+  const { benchPostgres } = await import('./kb-postgres.ts');
+  const pgLines = await benchPostgres({ n: Math.min(cfg.pg, n), dim, k, efs: cfg.ef, data, texts, queries, queryCount: Math.min(cfg['pg-queries'], cfg.queries), nativeUrl: cfg['pg-url'], log });
+  process.stdout.write(`\n${pgLines.join('\n')}\n`);
+}

@@ -40,3 +40,10 @@ registerKbBackend({
   accepts: (spec) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(spec) && !/^pg:/i.test(spec),
   load: async () => (await import('./folder-backend.ts')).folderBackend,
 });
+
+// Postgres + pgvector (src/kb/postgres/): imported only when a postgres:// or pg: spec is used.
+registerKbBackend({
+  name: 'postgres',
+  accepts: (spec) => /^(postgres|postgresql|pg):/i.test(spec.trim()),
+  load: async () => (await import('./postgres/index.ts')).postgresBackend,
+});
