@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { Dataset } from '../data/types.ts';
+import { normalizeKbSpec } from '../kb/index.ts';
 import type { KbManifest } from '../kb/types.ts';
 import { LIFT_BUCKETS } from '../eval/types.ts';
 import { RetformerError } from '../util/errors.ts';
@@ -105,7 +106,7 @@ export interface TrainJob {
 
 /** One `retformer train` per trainable method, with the stamp of everything its result depends on. */
 export function trainJobs(o: ParsedCompareOptions, methods: readonly MethodSpec[], inputs: { train: string; kb: Record<string, unknown> }): TrainJob[] {
-  const common: string[] = ['--train', resolve(o.train), '--kb', resolve(o.kb), '--seed', String(o.seed)];
+  const common: string[] = ['--train', resolve(o.train), '--kb', normalizeKbSpec(o.kb), '--seed', String(o.seed)];
   if (o.k !== undefined) common.push('--k', String(o.k));
   if (o.epochs !== undefined) common.push('--epochs', String(o.epochs));
   if (o.config !== undefined) common.push('--config', resolve(o.config));

@@ -8,7 +8,7 @@ import { selectGallery } from '../eval/gallery.ts';
 import { computeMetrics } from '../eval/metrics.ts';
 import type { CompareResults, MethodResult, SkippedMethod } from '../eval/results.ts';
 import type { Prediction } from '../infer/types.ts';
-import { openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
+import { normalizeKbSpec, openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase } from '../kb/types.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
@@ -54,7 +54,7 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
   mkdirSync(resolve(o.out), { recursive: true });
 
   // Open the KB once for its identity (training stamps), what it offers the methods, and the training-free baselines.
-  const kbForInfo = await openKnowledgeBase(resolve(o.kb));
+  const kbForInfo = await openKnowledgeBase(normalizeKbSpec(o.kb));
   const kbInfo = { size: kbForInfo.size, encoderId: kbForInfo.encoderId };
   const identity = kbIdentity(kbForInfo.manifest);
   let kb: KnowledgeBase | undefined = kbForInfo;
@@ -139,8 +139,8 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
         }
       } else {
         labels ??= labelIndices(testSet, classes);
-        kb ??= await openKnowledgeBase(resolve(o.kb));
-        baselineEncoder ??= await openKbEncoder(resolve(o.kb));
+        kb ??= await openKnowledgeBase(normalizeKbSpec(o.kb));
+        baselineEncoder ??= await openKbEncoder(normalizeKbSpec(o.kb));
         if (baselineEmbeddings === undefined) {
           const te = performance.now();
           baselineEmbeddings = await embedTestImages(baselineEncoder, testSet, { cacheDir: o.cacheDir, quiet: o.quiet });
@@ -198,7 +198,7 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
   const settings: CompareResults['settings'] = {
     train: resolve(o.train),
     test: resolve(o.test),
-    kb: resolve(o.kb),
+    kb: normalizeKbSpec(o.kb),
     kbSize: kbInfo.size,
     encoder: kbInfo.encoderId,
     k: o.k ?? runK ?? DEFAULT_K,

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Encoder, ImageSource } from '../encoders/types.ts';
-import { openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
-import type { KnowledgeBase, Neighbour } from '../kb/types.ts';
+import { kbExists, normalizeKbSpec, openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
+import type { KnowledgeBase, Neighbour, WritableKnowledgeBase } from '../kb/types.ts';
 import { type ModelConfig, type ModelDims, usesRetrieval } from '../model/config.ts';
 import { assembleInputs } from '../model/inputs.ts';
 import { type ForwardResult, ForwardGraph } from '../model/onnx/session.ts';
@@ -67,15 +67,15 @@ export function readRun(dir: string) {
 }
 
 /** Open the KB a run names (or `override`), with a one-line error that says where the path came from. */
-async function openRunKb(dir: string, kbInfo: RunKbInfo, override: string | undefined): Promise<{ kb: KnowledgeBase; kbDir: string }> {
+async function openRunKb(dir: string, kbInfo: RunKbInfo, override: string | undefined): Promise<{ kb: WritableKnowledgeBase; kbSpec: string }> {
   const recorded = join(dir, RUN_FILES.kb);
-  const kbDir = override === undefined ? kbInfo.dir : resolve(override);
-  if (!kbDir) throw new RetformerError(`${dir}: the run was trained on an in-memory KB; give the KB (--kb, or the kbInstance option)`);
-  if (!existsSync(join(kbDir, 'manifest.json'))) {
-    if (override !== undefined) throw new RetformerError(`${kbDir}: knowledge base not found (no manifest.json) (--kb)`);
-    throw new RetformerError(`${kbDir}: knowledge base not found (the path comes from ${recorded}); if the KB moved, point at it with --kb`);
+  const kbSpec = override === undefined ? (kbInfo.spec ?? kbInfo.dir) : normalizeKbSpec(override);
+  if (!kbSpec) throw new RetformerError(`${dir}: the run was trained on an in-memory KB; give the KB (--kb, or the kbInstance option)`);
+  if (!(await kbExists(kbSpec))) {
+    if (override !== undefined) throw new RetformerError(`${kbSpec}: knowledge base not found (--kb)`);
+    throw new RetformerError(`${kbSpec}: knowledge base not found (the path comes from ${recorded}); if the KB moved, point at it with --kb`);
   }
-  return { kb: await openKnowledgeBase(kbDir), kbDir };
+  return { kb: await openKnowledgeBase(kbSpec), kbSpec };
 }
 
 /**
@@ -106,13 +106,15 @@ export class Predictor implements PredictorContract {
     let encoder = options.encoder;
     const owned = { kb: !kb, encoder: !encoder };
     try {
-      let kbDir = options.kb === undefined ? kbInfo.dir : resolve(options.kb);
-      if (!kb) ({ kb, kbDir } = await openRunKb(dir, kbInfo, options.kb));
+      let kbSpec = options.kb === undefined ? (kbInfo.spec ?? kbInfo.dir) : normalizeKbSpec(options.kb);
+      let opened: WritableKnowledgeBase | undefined;
+      if (!kb) ({ kb: opened, kbSpec } = await openRunKb(dir, kbInfo, options.kb));
+      kb ??= opened!;
       if (!encoder) {
-        if (!kbDir) throw new RetformerError(`${dir}: the run was trained on an in-memory KB; pass its encoder (the encoder option)`);
-        encoder = await openKbEncoder(kbDir);
+        if (!kbSpec) throw new RetformerError(`${dir}: the run was trained on an in-memory KB; pass its encoder (the encoder option)`);
+        encoder = opened ? await opened.openEncoder() : await openKbEncoder(kbSpec);
       }
-      if (kb.encoderId !== kbInfo.encoderId) throw new RetformerError(`${kbDir ?? 'KB'}: encoder "${kb.encoderId}" differs from the run's "${kbInfo.encoderId}" (${join(dir, RUN_FILES.kb)})`);
+      if (kb.encoderId !== kbInfo.encoderId) throw new RetformerError(`${kbSpec ?? 'KB'}: encoder "${kb.encoderId}" differs from the run's "${kbInfo.encoderId}" (${join(dir, RUN_FILES.kb)})`);
       if (encoder.id !== kbInfo.encoderId) throw new RetformerError(`encoder "${encoder.id}" differs from the run's "${kbInfo.encoderId}"`);
     } catch (err) {
       if (owned.encoder) await encoder?.close();

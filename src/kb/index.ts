@@ -11,7 +11,7 @@ export { FileKnowledgeBase } from './file-kb.ts';
 export { DEFAULT_INDEX_PARAMS, DEFAULT_KB_DTYPE, type FileKbManifest, KB_FILES, KB_FORMAT_VERSION, readManifest } from './format.ts';
 export { MemoryKnowledgeBase } from './memory.ts';
 export { type PairRow, readPairsCsv } from './pairs.ts';
-export { createKnowledgeBase, kbBackendFor, openKnowledgeBaseSpec } from './registry.ts';
+export { createKnowledgeBase, isFolderSpec, kbBackendFor, kbExists, normalizeKbSpec, openKnowledgeBaseSpec } from './registry.ts';
 export type {
   EmbeddedPair,
   EncoderFiles,

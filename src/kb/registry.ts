@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { RetformerError } from '../util/errors.ts';
 import type { KbBackend, KbCreateOptions, WritableKnowledgeBase } from './types.ts';
 
@@ -37,7 +38,7 @@ export async function createKnowledgeBase(spec: string, options: KbCreateOptions
 // The file backend (the default: a spec that is not a URL is a folder path).
 registerKbBackend({
   name: 'folder',
-  accepts: (spec) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(spec) && !/^pg:/i.test(spec),
+  accepts: (spec) => isFolderSpec(spec),
   load: async () => (await import('./folder-backend.ts')).folderBackend,
 });
 
@@ -47,3 +48,18 @@ registerKbBackend({
   accepts: (spec) => /^(postgres|postgresql|pg):/i.test(spec.trim()),
   load: async () => (await import('./postgres/index.ts')).postgresBackend,
 });
+
+/** Is the spec a folder path (the file backend) rather than a URL? */
+export function isFolderSpec(spec: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(spec) && !/^pg:/i.test(spec);
+}
+
+/** A spec as runs record it: folders made absolute (so a run works from any working directory), URLs as given. */
+export function normalizeKbSpec(spec: string): string {
+  return isFolderSpec(spec) ? resolve(spec) : spec.trim();
+}
+
+/** Does a KB exist at the spec? */
+export async function kbExists(spec: string): Promise<boolean> {
+  return (await kbBackendFor(spec)).exists(spec);
+}

@@ -4,7 +4,7 @@ import { checkImagesExist, classCounts, labelIndices, readDataset } from '../dat
 import type { Dataset } from '../data/types.ts';
 import { defaultCacheDir, EmbeddingCache } from '../encoders/cache.ts';
 import type { Encoder } from '../encoders/types.ts';
-import { openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
+import { isFolderSpec, kbExists, normalizeKbSpec, openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase } from '../kb/types.ts';
 import { usesRetrieval } from '../model/config.ts';
 import { checkParams, initParams, loadParams, paramSpecs, saveParams } from '../model/params.ts';
@@ -109,19 +109,21 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   let encoder = options.encoder;
   const ownKb = !kb;
   const ownEncoder = !encoder;
-  const kbDir = options.kbDir ? resolve(options.kbDir) : undefined;
+  const kbSpec = options.kbDir ? normalizeKbSpec(options.kbDir) : undefined; // a folder or a postgres:// URL
   if (!kb || !encoder) {
-    if (!kbDir) throw new RetformerError('no knowledge base: give --kb KB_DIR');
-    if (!existsSync(join(kbDir, 'manifest.json'))) throw new RetformerError(`${kbDir}: knowledge base not found (no manifest.json)`);
+    if (!kbSpec) throw new RetformerError('no knowledge base: give --kb KB (a folder or postgres://...)');
+    if (!(await kbExists(kbSpec))) throw new RetformerError(`${kbSpec}: knowledge base not found`);
   }
   try {
-    kb ??= await openKnowledgeBase(kbDir!);
-    encoder ??= await openKbEncoder(kbDir!);
+    const opened = kb ? undefined : await openKnowledgeBase(kbSpec!);
+    kb ??= opened!;
+    encoder ??= opened ? await opened.openEncoder() : await openKbEncoder(kbSpec!);
     if (encoder.id !== kb.encoderId) throw new RetformerError(`encoder "${encoder.id}" does not match the KB's encoder "${kb.encoderId}"`);
-    const kbInfo: RunKbInfo = { spec: kbDir, dir: kbDir, kbId: typeof kb.manifest.kbId === 'string' ? kb.manifest.kbId : undefined, encoderId: kb.encoderId, generation: kb.manifest.generation, dim: kb.dim, size: kb.size };
+    const recordedSpec = opened?.spec ?? kbSpec; // the backend's own form (a Postgres spec without its password)
+    const kbInfo: RunKbInfo = { spec: recordedSpec, dir: recordedSpec && isFolderSpec(recordedSpec) ? recordedSpec : undefined, kbId: typeof kb.manifest.kbId === 'string' ? kb.manifest.kbId : undefined, encoderId: kb.encoderId, generation: kb.manifest.generation, dim: kb.dim, size: kb.size };
     if (resuming) {
       const saved = readJson<RunKbInfo>(join(runDir, RUN_FILES.kb), 'KB of the run');
-      if (saved.encoderId !== kb.encoderId) throw new RetformerError(`${kbDir ?? 'KB'}: encoder "${kb.encoderId}" differs from the run's "${saved.encoderId}" (${join(runDir, RUN_FILES.kb)})`);
+      if (saved.encoderId !== kb.encoderId) throw new RetformerError(`${kbSpec ?? 'KB'}: encoder "${kb.encoderId}" differs from the run's "${saved.encoderId}" (${join(runDir, RUN_FILES.kb)})`);
     }
     const D = kb.dim;
 
@@ -149,7 +151,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       const ids = options.excludeIds ?? (dataset.samples.some((s) => s.id !== undefined) ? dataset.samples.map((s) => s.id) : undefined);
       const excludeIds = ids?.map((id) => (id ? new Set([id]) : undefined));
       const sources = dataset.samples.map((s) => s.path);
-      const key = retrievalKey({ kbDir: kbDir ?? 'memory', generation: kbInfo.generation, encoderId: kb.encoderId, k: config.k, extra: config.retrievalExtra, queries: embeddings, sources, excludeIds });
+      const key = retrievalKey({ kbDir: `${kbSpec ?? 'memory'}#${kbInfo.kbId ?? ''}`, generation: kbInfo.generation, encoderId: kb.encoderId, k: config.k, extra: config.retrievalExtra, queries: embeddings, sources, excludeIds });
       const cacheDir = join(runDir, RUN_FILES.retrieval);
       let retrieved = readRetrievalCache(cacheDir, key);
       if (!retrieved) {
