@@ -1,0 +1,91 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { createEncoder, parseEncoderSpec } from '../../encoders/registry.ts';
+import type { Encoder } from '../../encoders/types.ts';
+import { RetformerError } from '../../util/errors.ts';
+import { startProgress } from '../../util/progress.ts';
+import { checksumDir } from '../format.ts';
+import { createKnowledgeBase } from '../registry.ts';
+import type { EncoderFiles, KbCreateOptions, KbDtype, KbManifest, KbWriter } from '../types.ts';
+import { readClipRetrievalPairs, scanClipRetrieval } from './clip-retrieval.ts';
+
+export interface ClipImportOptions {
+  /** The clip-retrieval folder (img_emb/, text_emb/, metadata/). */
+  dir: string;
+  /** KB spec to create (a folder path, or a URL a registered backend accepts). */
+  out: string;
+  /** Encoder that produced the vectors (registry syntax, e.g. onnx:DIR); its dimension must match. */
+  encoderSpec: string;
+  dtype?: KbDtype;
+  /** Pairs per append (bounds memory). */
+  batchSize?: number;
+  /** HNSW insertion threads: 1 (default) reproducible, 0 all cores. */
+  indexThreads?: number;
+  /** Normalise rows that are not unit length instead of refusing them. */
+  normalise?: boolean;
+  quiet?: boolean;
+}
+
+/** What a KB stores of an encoder: its descriptor, the files `save` wrote, and their checksum. */
+export async function encoderCreateOptions(encoder: Encoder): Promise<Pick<KbCreateOptions, 'encoder' | 'encoderChecksum' | 'encoderFiles' | 'dim'>> {
+  const tmp = mkdtempSync(join(tmpdir(), 'retformer-encoder-'));
+  try {
+    const descriptor = await encoder.save(tmp);
+    const files = new Map<string, Uint8Array>();
+    const walk = (d: string) => {
+      for (const name of readdirSync(d)) {
+        const p = join(d, name);
+        if (statSync(p).isDirectory()) walk(p);
+        else files.set(relative(tmp, p), readFileSync(p));
+      }
+    };
+    walk(tmp);
+    return { encoder: descriptor, encoderChecksum: checksumDir(tmp), encoderFiles: files as EncoderFiles, dim: descriptor.dim };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The engine behind `kb import --clip-retrieval`: check the folder's structure, create the KB with
+ * the named encoder (dimension checked), stream every part through one write transaction and
+ * commit once at the end. Any error (a bad row, a duplicate id, Ctrl-C) aborts the transaction:
+ * nothing is half-imported.
+ */
+export async function importClipRetrieval(opts: ClipImportOptions): Promise<KbManifest> {
+  const scan = await scanClipRetrieval(opts.dir);
+  const spec = parseEncoderSpec(opts.encoderSpec);
+  if (spec.kind === 'embedded') {
+    throw new RetformerError(
+      'kb import: the embedded encoder is fitted on pictures, and imported vectors come from another model: name that model with --encoder onnx:DIR (the CLIP that produced them)',
+    );
+  }
+  const encoder = await createEncoder(spec, { quiet: opts.quiet });
+  let writer: KbWriter | undefined;
+  try {
+    if (encoder.dim !== scan.dim) {
+      throw new RetformerError(`${scan.parts[0].image}: vectors have dimension ${scan.dim}, but the encoder ${opts.encoderSpec} produces ${encoder.dim} (name the encoder that produced these vectors)`);
+    }
+    const kb = await createKnowledgeBase(opts.out, { ...(await encoderCreateOptions(encoder)), dtype: opts.dtype });
+    try {
+      writer = await kb.beginWrite({ allowNewLabels: true, indexThreads: opts.indexThreads });
+      const progress = startProgress('kb import', scan.rows, { unit: 'pair', quiet: opts.quiet });
+      try {
+        for await (const batch of readClipRetrievalPairs(scan, { batchSize: opts.batchSize, normalise: opts.normalise, onRows: (done) => progress.update(done) })) {
+          await writer.append(batch.pairs, batch.locate);
+        }
+      } finally {
+        progress.stop();
+      }
+      const manifest = await writer.commit();
+      writer = undefined;
+      return manifest;
+    } finally {
+      if (writer) await writer.abort();
+      await kb.close();
+    }
+  } finally {
+    await encoder.close();
+  }
+}
