@@ -1,13 +1,9 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
 import { createEncoder, parseEncoderSpec } from '../../encoders/registry.ts';
-import type { Encoder } from '../../encoders/types.ts';
 import { RetformerError } from '../../util/errors.ts';
 import { startProgress } from '../../util/progress.ts';
-import { checksumDir } from '../format.ts';
+import { encoderState } from '../build.ts';
 import { createKnowledgeBase } from '../registry.ts';
-import type { EncoderFiles, KbCreateOptions, KbDtype, KbManifest, KbWriter } from '../types.ts';
+import type { KbDtype, KbManifest, KbWriter } from '../types.ts';
 import { readClipRetrievalPairs, scanClipRetrieval } from './clip-retrieval.ts';
 
 export interface ClipImportOptions {
@@ -25,26 +21,6 @@ export interface ClipImportOptions {
   /** Normalise rows that are not unit length instead of refusing them. */
   normalise?: boolean;
   quiet?: boolean;
-}
-
-/** What a KB stores of an encoder: its descriptor, the files `save` wrote, and their checksum. */
-export async function encoderCreateOptions(encoder: Encoder): Promise<Pick<KbCreateOptions, 'encoder' | 'encoderChecksum' | 'encoderFiles' | 'dim'>> {
-  const tmp = mkdtempSync(join(tmpdir(), 'retformer-encoder-'));
-  try {
-    const descriptor = await encoder.save(tmp);
-    const files = new Map<string, Uint8Array>();
-    const walk = (d: string) => {
-      for (const name of readdirSync(d)) {
-        const p = join(d, name);
-        if (statSync(p).isDirectory()) walk(p);
-        else files.set(relative(tmp, p), readFileSync(p));
-      }
-    };
-    walk(tmp);
-    return { encoder: descriptor, encoderChecksum: checksumDir(tmp), encoderFiles: files as EncoderFiles, dim: descriptor.dim };
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
 }
 
 /**
@@ -67,7 +43,8 @@ export async function importClipRetrieval(opts: ClipImportOptions): Promise<KbMa
     if (encoder.dim !== scan.dim) {
       throw new RetformerError(`${scan.parts[0].image}: vectors have dimension ${scan.dim}, but the encoder ${opts.encoderSpec} produces ${encoder.dim} (name the encoder that produced these vectors)`);
     }
-    const kb = await createKnowledgeBase(opts.out, { ...(await encoderCreateOptions(encoder)), dtype: opts.dtype });
+    const state = await encoderState(encoder);
+    const kb = await createKnowledgeBase(opts.out, { encoder: state.descriptor, encoderChecksum: state.checksum, encoderFiles: state.files, dim: encoder.dim, dtype: opts.dtype });
     try {
       writer = await kb.beginWrite({ allowNewLabels: true, indexThreads: opts.indexThreads });
       const progress = startProgress('kb import', scan.rows, { unit: 'pair', quiet: opts.quiet });
