@@ -200,3 +200,33 @@ test('row checks name FILE:ROW: NaN, infinity, a row that is not L2-normalised (
   writeNpy(imgPath, zero, DIM);
   await expectError(dir, /img_emb_0001\.npy:1: row is not L2-normalised \(norm 0\.000/, true);
 });
+
+test('numeric id and label columns become strings; a null caption is an empty text', async () => {
+  const dir = tempDir('retformer-clip-');
+  const rng = new Rng(21);
+  const w = new ClipRetrievalWriter(dir, { dim: DIM, dtype: 'f4', partSize: 3, totalRows: 3, label: false, extras: [], idColumn: false });
+  await w.append(
+    [0, 1, 2].map((i) => ({ id: String(i), text: `t${i}`, source: `s${i}` })),
+    unitRows(3, DIM, rng),
+    unitRows(3, DIM, rng),
+  );
+  await w.close();
+  const { ParquetWriter, fileWriter, schemaFromColumnData } = await import('hyparquet-writer');
+  const columnData = [
+    { name: 'id', data: [10n, 11n, 12n], type: 'INT64' as const },
+    { name: 'caption', data: ['a', null, 'c'], type: 'STRING' as const, nullable: true },
+    { name: 'label', data: [3n, null, 5n], type: 'INT64' as const, nullable: true },
+  ];
+  const pw = new ParquetWriter({ writer: fileWriter(join(dir, 'metadata', 'metadata_0000.parquet')), schema: schemaFromColumnData({ columnData }) });
+  pw.write({ columnData });
+  pw.finish();
+  const { pairs } = await readAll(await scanClipRetrieval(dir));
+  assert.deepEqual(
+    pairs.map((p) => p.meta),
+    [
+      { id: '10', text: 'a', source: '', label: '3' },
+      { id: '11', text: '', source: '' },
+      { id: '12', text: 'c', source: '', label: '5' },
+    ],
+  );
+});
