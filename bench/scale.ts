@@ -338,6 +338,16 @@ for (const r of rows) {
 }
 const f32 = rows.find((r) => r.dtype === 'f32');
 const i8 = rows.find((r) => r.dtype === 'i8');
+{
+  // maxRSS grows with N through the backend's in-memory indexes: a straight line through the small
+  // and the large import of one dtype, extrapolated to 1,000,000 pairs
+  const largeImport = rows.find((r) => r.dtype === predictDtype);
+  if (largeImport && n > cfg.small) {
+    const slope = (largeImport.rssMiB - smallImport.maxRssMiB) / (n - cfg.small);
+    out.push('');
+    out.push(`- import maxRSS grows ${(slope * 1024 * 1024).toFixed(0)} bytes per pair (${predictDtype}, ${cfg.small} vs ${n} pairs): ${f(smallImport.maxRssMiB + slope * (1_000_000 - cfg.small))} MiB projected at 1,000,000 pairs`);
+  }
+}
 if (f32 && i8) {
   out.push('');
   out.push(`- i8 / f32 bytes: ${(i8.bytesPerPair / f32.bytesPerPair).toFixed(3)} (target <= 0.333); recall@32 loss ${(100 * (f32.kbRecall - i8.kbRecall)).toFixed(2)} points (target <= 2)`);
