@@ -26,8 +26,8 @@ export interface ClipImportOptions {
 /**
  * The engine behind `kb import --clip-retrieval`: check the folder's structure, create the KB with
  * the named encoder (dimension checked), stream every part through one write transaction and
- * commit once at the end. Any error (a bad row, a duplicate id, Ctrl-C) aborts the transaction:
- * nothing is half-imported.
+ * commit once at the end. Any error (a bad row, a duplicate id) aborts the transaction, and a
+ * killed import never committed: nothing is half-imported.
  */
 export async function importClipRetrieval(opts: ClipImportOptions): Promise<KbManifest> {
   const scan = await scanClipRetrieval(opts.dir);
@@ -59,7 +59,7 @@ export async function importClipRetrieval(opts: ClipImportOptions): Promise<KbMa
       writer = undefined;
       return manifest;
     } finally {
-      if (writer) await writer.abort();
+      if (writer) await writer.abort().catch(() => undefined); // the error that stopped the import is the one to report
       await kb.close();
     }
   } finally {
