@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { addPairsCsv, buildKnowledgeBase, FileKnowledgeBase, MemoryKnowledgeBase, openKbEncoder, openKnowledgeBase } from '../src/kb/index.ts';
+import { addPairsCsv, buildKnowledgeBase, FileKnowledgeBase, MemoryKnowledgeBase, openKbEncoder, openKnowledgeBase, readManifest } from '../src/kb/index.ts';
 import { removeTempDirs, tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
 
 after(removeTempDirs);
@@ -146,4 +146,46 @@ test('CLI: build, stats --json, search --json with --exclude-id, mismatched --en
     (e: { status: number; stderr: string }) => e.status !== 0 && /^retformer: .*differs from the knowledge base's encoder "pixels-v1"/.test(e.stderr),
   );
   assert.ok(existsSync(join(out, 'manifest.json')));
+});
+
+test('a format 1 KB (index parameters and files at the top level) is read as is and written as format 2 by its next commit', async () => {
+  const work = tempDir();
+  const a = await writePairsFixture(work, { n: 12, seed: 8, prefix: 'a' });
+  const b = await writePairsFixture(work, { n: 3, seed: 9, prefix: 'b' });
+  const k = join(work, 'kb');
+  await buildKnowledgeBase({ pairsCsv: a.csv, out: k, encoderSpec: 'pixels', quiet: true });
+  const v2 = readManifest(k);
+  const { folder, kbId: _id, ...neutral } = v2;
+  const v1 = { ...neutral, formatVersion: 1, rows: folder.rows, removed: folder.removed, metaBytes: folder.metaBytes, index: folder.index, files: { imageIndex: folder.files.imageIndex, textIndex: folder.files.textIndex, tombstones: null } };
+  writeFileSync(join(k, 'manifest.json'), JSON.stringify(v1));
+  const kb = await openKnowledgeBase(k);
+  const enc = await kb.openEncoder();
+  const [found] = await kb.search(await enc.embedImages([join(work, 'images/a4.png')]), { k: 1, queryEncoderId: enc.id });
+  assert.equal(found[0].id, 'a4');
+  await enc.close();
+  await kb.close();
+  const { manifest, added } = await addPairsCsv(k, b.csv, { quiet: true });
+  assert.equal(added, 3);
+  const onDisk = JSON.parse(readFileSync(join(k, 'manifest.json'), 'utf8'));
+  assert.deepEqual([onDisk.formatVersion, onDisk.count, onDisk.folder.rows, onDisk.index], [2, 15, 15, undefined]);
+  assert.equal(manifest.generation, 2);
+});
+
+test('CLI: kb compact drops removed rows, keeps ids and answers, bumps the generation; stats reports bytes per pair', async () => {
+  const work = tempDir();
+  const { csv } = await writePairsFixture(work, { n: 20, seed: 12 });
+  const out = join(work, 'kb');
+  const run = (...args: string[]) => execFileSync('node', [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RETFORMER_QUIET: '1' } });
+  run('kb', 'build', '--pairs', csv, '--encoder', 'pixels', '--out', out);
+  run('kb', 'remove', '--kb', out, '--id', 'p1', '--id', 'p7', '--id', 'p8');
+  const search = () => JSON.parse(run('kb', 'search', '--kb', out, '--image', join(work, 'images/p9.png'), '-k', '5', '--json')).neighbours.map((n: { id: string; similarity: number }) => `${n.id}:${n.similarity.toFixed(4)}`);
+  const before = search();
+  const stats0 = JSON.parse(run('kb', 'stats', '--kb', out, '--json'));
+  assert.deepEqual([stats0.count, stats0.folder.rows, stats0.generation], [17, 20, 2]);
+  assert.match(run('kb', 'compact', '--kb', out), /^compacted .*: 17 pairs \(3 removed rows dropped\), generation 3\n$/);
+  const stats = JSON.parse(run('kb', 'stats', '--kb', out, '--json'));
+  assert.deepEqual([stats.count, stats.folder.rows, stats.folder.removed, stats.folder.files.tombstones, stats.generation], [17, 17, 0, null, 3]);
+  assert.equal(stats.bytesPerPair, Math.round(stats.diskBytes / 17));
+  assert.deepEqual(search(), before);
+  assert.match(run('kb', 'stats', '--kb', out), /bytes per pair/);
 });

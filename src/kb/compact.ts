@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fsyncPath } from '../util/fs.ts';
 import { decodeVectors } from './codec.ts';
 import { crashPoint } from './crash-point.ts';
-import { DTYPE_BYTES, type FileKbManifest, indexFileName, metaFileNames, vectorsFileName } from './format.ts';
+import { DTYPE_BYTES, type FileKbManifest, indexFileName, metaFileNames, namedFiles, vectorsFileName } from './format.ts';
 import { newHnswIndex } from './hnsw.ts';
 import { writeAll } from './io.ts';
 import type { MetaStore, VectorFile } from './storage.ts';
@@ -17,8 +17,8 @@ const CHUNK_ROWS = 4096;
  * copied, in row order, into new files named by G+1 (vectors at the KB's dtype, metadata and its
  * offsets), both indexes are rebuilt over them with keys 0..count-1, everything is fsynced, and
  * only then the manifest is replaced (the commit point). A crash before leaves generation G
- * untouched (recovery deletes the unnamed new files); after, G+1 is complete. The old files
- * stay as the previous generation for readers that still open it, and go at the next commit.
+ * untouched (recovery deletes the unnamed new files); after, G+1 is complete and the old files
+ * are deleted right away (disk is what compaction is for).
  */
 export function compactFolder(
   dir: string,
@@ -88,8 +88,10 @@ export function compactFolder(
     folder: { ...m.folder, rows: live.length, removed: 0, metaBytes, files, checks: {}, previous: [] },
   };
   next.folder.checks = fileChecks(dir, next);
-  writeManifestSwap(dir, m, next);
+  writeManifestSwap(dir, m, next, { keepPrevious: false });
   crashPoint('compact:after-manifest');
-  deleteOlderGenerations(dir, m, next);
+  // Compaction is for reclaiming disk, so the old files go now. Readers that hold them open keep
+  // reading them; one that read the old manifest but had not opened them yet re-reads the manifest.
+  deleteOlderGenerations(dir, { ...m, folder: { ...m.folder, previous: [...m.folder.previous, ...namedFiles(m)] } }, next);
   return next;
 }

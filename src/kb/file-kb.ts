@@ -12,6 +12,7 @@ import {
   checksumFiles,
   committedBytes,
   DEFAULT_INDEX_PARAMS,
+  DEFAULT_KB_DTYPE,
   type FileKbManifest,
   fileDigest,
   KB_FILES,
@@ -20,11 +21,12 @@ import {
   namedFiles,
   readFilesUnder,
   readManifest,
+  REBUILD_HINT,
   vectorsFileName,
 } from './format.ts';
 import { type HnswIndex, hnswSearch, newHnswIndex } from './hnsw.ts';
 import { preadExact } from './io.ts';
-import { acquireWriteLock, processAlive, tryAcquireWriteLock } from './lock.ts';
+import { abandonedLock, acquireWriteLock, processAlive, tryAcquireWriteLock } from './lock.ts';
 import { filterMatches } from './search-filter.ts';
 import { MetaStore, needsRecovery, recoverToManifest, VectorFile } from './storage.ts';
 import type { EmbeddedPair, EncoderFiles, KbCreateOptions, KbDtype, KbManifest, KbWriter, Modality, Neighbour, PairMeta, SearchOptions, WritableKnowledgeBase, WriteOptions } from './types.ts';
@@ -43,7 +45,6 @@ interface Generation {
 /** usearch opens files by path: /proc/self/fd/N opens the very file we hold, even once a later commit unlinked it. */
 const FD_PATHS = process.platform === 'linux' && existsSync('/proc/self/fd');
 
-const REBUILD_HINT = 'the knowledge base is damaged (an interrupted copy?): restore it or rebuild it with retformer kb build';
 
 /** A build of NAME writes into `.NAME.building-<pid>` beside it until its first commit renames it into place. */
 const buildFolderPrefix = (name: string) => `.${name}.building-`;
@@ -69,6 +70,8 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
   private folder: string;
   /** Set while a created KB has not committed yet: the folder it is renamed to at its first commit. */
   private target?: string;
+  /** A created KB may replace an existing one at `target` (KbCreateOptions.overwrite). */
+  private replaceTarget = false;
   private gen!: Generation;
 
   private constructor(dir: string) {
@@ -104,6 +107,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     initKbFolder(tmp, options);
     const kb = new FileKnowledgeBase(tmp);
     kb.target = out;
+    kb.replaceTarget = options.overwrite === true;
     kb.gen = kb.openLatest();
     return kb;
   }
@@ -137,10 +141,15 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     return this.gen.tombstones;
   }
 
-  /** Cut a crashed writer's leftovers when no writer is running (best effort: skipped while one runs or the folder is read-only). */
+  /**
+   * Cut a crashed writer's leftovers (its lock names a dead pid). Readers otherwise never take the
+   * lock: they read only committed lengths and named files, and a writer cleans up under its lock.
+   * Best effort: skipped while another process holds the lock or the folder is read-only.
+   */
   private tryRecover(): void {
     let manifest: FileKbManifest;
     try {
+      if (!abandonedLock(this.folder)) return;
       manifest = readManifest(this.folder);
       if (!needsRecovery(this.folder, manifest)) return;
     } catch (err) {
@@ -373,6 +382,13 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
             return index;
           },
           finish: async (next) => {
+            if (!next) {
+              try {
+                recoverToManifest(dir, readManifest(dir)); // an abort cuts what it appended
+              } catch {
+                // left for the next writer
+              }
+            }
             release(); // before a created KB's folder is renamed into place (the lock file moves with it otherwise)
             if (next && this.target) this.publish();
             if (next) await this.refresh();
@@ -389,6 +405,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
   /** First commit of a created KB: rename its temp folder into place. */
   private publish(): void {
     const target = this.target as string;
+    if (existsSync(target) && !this.replaceTarget) throw new RetformerError(`${target}: appeared while building; not overwriting it`);
     if (existsSync(target)) {
       const old = join(dirname(target), `.${basename(target)}.replaced-${process.pid}`);
       rmSync(old, { recursive: true, force: true });
@@ -469,7 +486,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
 
 /** Make `dir` an empty KB (generation 0, no rows, no index files yet); pairs then arrive through a writer. */
 function initKbFolder(dir: string, options: KbCreateOptions): FileKbManifest {
-  const dtype = options.dtype ?? 'f32';
+  const dtype = options.dtype ?? DEFAULT_KB_DTYPE;
   const files = { imageVectors: vectorsFileName('image', dtype), textVectors: vectorsFileName('text', dtype), ...metaFileNames() };
   for (const f of Object.values(files)) closeSync(openSync(join(dir, f), 'w'));
   const now = new Date().toISOString();

@@ -34,7 +34,7 @@ function sleepSync(ms: number): void {
 /** Link a new file holding our pid to `path`; false if `path` exists. */
 function linkWithPid(dir: string, path: string): boolean {
   const pending = join(dir, `${KB_FILES.lock}.pending-${process.pid}-${counter++}`);
-  const fd = openSync(pending, 'wx');
+  const fd = openSync(pending, 'w'); // private to this pid and counter
   try {
     writeFileSync(fd, `${process.pid}\n`);
     fsyncSync(fd);
@@ -73,6 +73,12 @@ function holderAlive(dir: string, pid: number): boolean {
 export function liveWriter(dir: string): number | undefined {
   const pid = readPid(join(dir, KB_FILES.lock));
   return pid !== undefined && holderAlive(dir, pid) ? pid : undefined;
+}
+
+/** Is there a lock whose holder died (a crashed writer, whose leftovers want cutting)? */
+export function abandonedLock(dir: string): boolean {
+  const pid = readPid(join(dir, KB_FILES.lock));
+  return pid !== undefined && !holderAlive(dir, pid);
 }
 
 /** Remove `lock` if its holder is dead, under `lock.break`. */

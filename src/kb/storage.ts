@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { RetformerError } from '../util/errors.ts';
 import { fsyncPath } from '../util/fs.ts';
 import { decodeVectors } from './codec.ts';
-import { appendOnlyFiles, committedBytes, DTYPE_BYTES, type FileKbManifest, isGenerationFile, namedFiles } from './format.ts';
+import { appendOnlyFiles, committedBytes, DTYPE_BYTES, type FileKbManifest, isGenerationFile, KB_FILES, namedFiles, REBUILD_HINT } from './format.ts';
 import { preadExact } from './io.ts';
 import type { KbDtype, PairMeta } from './types.ts';
 
@@ -86,7 +86,7 @@ export class MetaStore {
     try {
       meta = JSON.parse(this.rawLine(row).toString('utf8')) as PairMeta;
     } catch {
-      throw new RetformerError(`${this.path}: row ${row}: unreadable metadata (corrupt knowledge base; rebuild it with retformer kb build)`);
+      throw new RetformerError(`${this.path}: row ${row}: unreadable metadata (damaged file); ${REBUILD_HINT}`);
     }
     if (this.parsed) this.parsed[row] = meta;
     else {
@@ -101,7 +101,7 @@ function truncateTo(path: string, length: number): void {
   const fd = openSync(path, 'r+');
   try {
     const size = fstatSync(fd).size;
-    if (size < length) throw new RetformerError(`${path}: ${size} bytes but the manifest commits ${length} (corrupt knowledge base; rebuild it with retformer kb build)`);
+    if (size < length) throw new RetformerError(`${path}: ${size} bytes, but ${KB_FILES.manifest} committed ${length} (truncated or damaged file); ${REBUILD_HINT}`);
     if (size > length) {
       ftruncateSync(fd, length);
       fsyncSync(fd);
@@ -117,7 +117,7 @@ export function needsRecovery(dir: string, m: FileKbManifest): boolean {
     try {
       const fd = openSync(join(dir, name), 'r');
       try {
-        if (fstatSync(fd).size !== committedBytes(m, name)) return true;
+        if (fstatSync(fd).size > committedBytes(m, name)) return true; // a shorter file is damage, reported by the open
       } finally {
         closeSync(fd);
       }

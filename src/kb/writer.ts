@@ -236,9 +236,9 @@ export function fileChecks(dir: string, next: FileKbManifest, base?: FileKbManif
 
 
 /** Keep the files of `base` that `next` no longer names (readers of the previous manifest may still open them). */
-export function writeManifestSwap(dir: string, base: FileKbManifest, next: FileKbManifest): void {
+export function writeManifestSwap(dir: string, base: FileKbManifest, next: FileKbManifest, options: { keepPrevious?: boolean } = {}): void {
   const named = new Set(namedFiles(next));
-  next.folder.previous = namedFiles(base).filter((n) => !named.has(n));
+  next.folder.previous = options.keepPrevious === false ? [] : namedFiles(base).filter((n) => !named.has(n));
   writeJsonAtomic(join(dir, KB_FILES.manifest), next);
 }
 
