@@ -113,6 +113,16 @@ test('export after removes: only live pairs, in row order; f32 export of an f16 
     assert.deepEqual(p.imageVector, live.image.subarray(i * DIM, (i + 1) * DIM));
   });
   await expectUserError(exportClipRetrieval({ kb: kbDir, out, quiet: true }), /already exists/);
+
+  // compaction keeps the imported metadata (extra columns included) and the export's content
+  const before = await contents(kbDir);
+  const compacting = await openKnowledgeBaseSpec(kbDir);
+  await compacting.compact();
+  await compacting.close();
+  const after = await contents(kbDir);
+  assert.deepEqual(after.metas, before.metas);
+  assert.ok(after.metas.every((m) => m.extra !== undefined && typeof m.extra.url === 'string'));
+  assert.deepEqual(after.image, before.image);
 });
 
 test('nothing is half-imported: a bad row in the last part, a duplicate id, a dimension the encoder does not produce', async () => {
