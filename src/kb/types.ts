@@ -14,6 +14,8 @@ export interface PairMeta {
   text: string;
   source: string;
   label?: string;
+  /** Further fields of an imported pair (e.g. the extra metadata columns of a clip-retrieval part), as JSON values. */
+  extra?: Record<string, unknown>;
 }
 
 export interface Neighbour extends PairMeta {

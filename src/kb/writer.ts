@@ -257,7 +257,9 @@ export function deleteOlderGenerations(dir: string, base: FileKbManifest, next: 
 }
 
 function cleanMeta(m: EmbeddedPair['meta']): EmbeddedPair['meta'] {
-  return m.label === undefined ? { id: m.id, text: m.text, source: m.source } : { id: m.id, text: m.text, source: m.source, label: m.label };
+  const out: EmbeddedPair['meta'] = m.label === undefined ? { id: m.id, text: m.text, source: m.source } : { id: m.id, text: m.text, source: m.source, label: m.label };
+  if (m.extra !== undefined) out.extra = m.extra; // imported metadata columns (kb import)
+  return out;
 }
 
 /** Copy one vector into row i of out, refusing wrong length, NaN/Inf and zero vectors; re-normalises to unit length. */

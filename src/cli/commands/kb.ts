@@ -8,6 +8,7 @@ import { addPairsCsv, buildKnowledgeBase, DEFAULT_BATCH_SIZE, DEFAULT_KB_DTYPE, 
 import { KB_DTYPES, type KbManifest, type Neighbour, type WritableKnowledgeBase } from '../../kb/types.ts';
 import { RetformerError } from '../../util/errors.ts';
 import { parseFlags } from '../parse-flags.ts';
+import { registerKbInteropCommands } from './kb-interop.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -248,4 +249,6 @@ export function registerKbCommands(program: Command): void {
         await store.close();
       }
     });
+
+  registerKbInteropCommands(kb); // kb import / kb export (clip-retrieval layout)
 }

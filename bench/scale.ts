@@ -1,0 +1,364 @@
+/**
+ * bench:scale — a KB of N generated clustered pairs (default 1,000,000 x 512-d) arriving the way
+ * large KBs arrive: as clip-retrieval parts (f16 .npy + Parquet metadata), imported with
+ * `kb import`. Measures, in one run:
+ *   - import time and peak RSS (each import runs in its own process; RSS = its maxRSS), per dtype;
+ *     the import includes building both HNSW indexes, so it is also the build time per dtype;
+ *     plus the time to read and check the parts alone (no KB);
+ *   - bytes per pair on disk, per dtype;
+ *   - recall@32 against exact search and QPS at one thread (one query at a time), per dtype,
+ *     through our API (`kb.search`) and through raw usearch on the same index file;
+ *   - p50/p99 of a full prediction with the embedding given: retrieval (k = 32) + fetching the
+ *     neighbours' image and text vectors + the RetFormer forward graph (MLP branch and
+ *     cross-fusion, ONNX Runtime, 1 thread) at N pairs and at 4,000 pairs. The forward graph has
+ *     randomly initialised weights of the default shapes (d = 64, 4 heads, 4 layers, 1,000
+ *     classes): its latency does not depend on the weight values.
+ * Prints Markdown tables (stdout); progress on stderr.
+ *   npm run bench:scale -- --n 200000
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import usearch from 'usearch';
+import { z } from 'zod';
+import { writeTinyClip } from '../scripts/tiny-clip/index.ts';
+import { DEFAULT_TINY_CLIP_SIZES } from '../scripts/tiny-clip/model.ts';
+import { ClipRetrievalWriter } from '../src/kb/interop/clip-retrieval-writer.ts';
+import { readClipRetrievalPairs, scanClipRetrieval } from '../src/kb/interop/clip-retrieval.ts';
+import { importClipRetrieval } from '../src/kb/interop/import.ts';
+import { NpyReader } from '../src/kb/interop/npy.ts';
+import { newHnswIndex } from '../src/kb/hnsw.ts';
+import { openKnowledgeBaseSpec } from '../src/kb/registry.ts';
+import { KB_DTYPES, type KbDtype, type PairMeta, type WritableKnowledgeBase } from '../src/kb/types.ts';
+import { ModelConfigSchema } from '../src/model/config.ts';
+import { ForwardGraph } from '../src/model/onnx/session.ts';
+import { initParams, paramSpecs } from '../src/model/params.ts';
+import { Rng } from '../src/util/rng.ts';
+
+const args = parseArgs({
+  options: {
+    n: { type: 'string', default: '1000000' },
+    small: { type: 'string', default: '4000' },
+    queries: { type: 'string', default: '300' },
+    dim: { type: 'string', default: '512' },
+    clusters: { type: 'string', default: '1000' },
+    dtypes: { type: 'string', default: 'f32,f16,i8' },
+    'part-size': { type: 'string', default: '100000' },
+    threads: { type: 'string', default: '0' },
+    seed: { type: 'string', default: '1' },
+    work: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    // internal: run one import in this process and print its time and maxRSS as JSON
+    child: { type: 'string' },
+    dir: { type: 'string' },
+    out: { type: 'string' },
+    encoder: { type: 'string' },
+    dtype: { type: 'string' },
+    limit: { type: 'string' },
+  },
+  strict: true,
+}).values;
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+const K = 32;
+
+// ---- child modes: one import (or one read-only pass) in a fresh process, for its peak RSS -------
+if (args.child !== undefined) {
+  const t = performance.now();
+  let rows = 0;
+  if (args.child === 'import') {
+    const m = await importClipRetrieval({ dir: args.dir!, out: args.out!, encoderSpec: args.encoder!, dtype: args.dtype as KbDtype, indexThreads: Number(args.threads), quiet: true });
+    rows = m.count;
+  } else if (args.child === 'read') {
+    for await (const b of readClipRetrievalPairs(await scanClipRetrieval(args.dir!))) rows += b.pairs.length;
+  } else throw new Error(`unknown child mode ${args.child}`);
+  process.stdout.write(`${JSON.stringify({ rows, seconds: (performance.now() - t) / 1000, maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
+  process.exit(0);
+}
+
+const cfg = z
+  .object({
+    n: z.coerce.number().int().min(1000),
+    small: z.coerce.number().int().min(100),
+    queries: z.coerce.number().int().min(10),
+    dim: z.coerce.number().int().min(2),
+    clusters: z.coerce.number().int().min(1),
+    dtypes: z.string().transform((s) => s.split(',').map((d) => z.enum(KB_DTYPES).parse(d))),
+    partSize: z.coerce.number().int().min(1),
+    threads: z.coerce.number().int().min(0),
+    seed: z.coerce.number().int(),
+  })
+  .parse({ ...args, partSize: args['part-size'] });
+const { n, dim } = cfg;
+
+const work = resolve(args.work ?? mkdtempSync(join(tmpdir(), 'retformer-bench-scale-')));
+mkdirSync(work, { recursive: true });
+log(`work folder ${work}`);
+
+// ---- data: clustered unit vectors; text = its image's direction plus noise; queries held out ----
+const rng = new Rng(cfg.seed);
+const centres = new Float32Array(cfg.clusters * dim);
+for (let i = 0; i < centres.length; i++) centres[i] = rng.normal() / Math.sqrt(dim);
+
+function normalise(v: Float32Array, off: number): void {
+  let s = 0;
+  for (let j = 0; j < dim; j++) s += v[off + j] ** 2;
+  const inv = 1 / Math.sqrt(s);
+  for (let j = 0; j < dim; j++) v[off + j] *= inv;
+}
+
+/** count pairs: image [count, dim], text [count, dim], cluster of each. */
+function generate(count: number, r: Rng): { image: Float32Array; text: Float32Array; cluster: Int32Array } {
+  const image = new Float32Array(count * dim);
+  const text = new Float32Array(count * dim);
+  const cluster = new Int32Array(count);
+  const noise = 0.9 / Math.sqrt(dim);
+  for (let i = 0; i < count; i++) {
+    const c = r.int(cfg.clusters);
+    cluster[i] = c;
+    for (let j = 0; j < dim; j++) image[i * dim + j] = centres[c * dim + j] + r.normal() * noise;
+    normalise(image, i * dim);
+    for (let j = 0; j < dim; j++) text[i * dim + j] = image[i * dim + j] + r.normal() * noise;
+    normalise(text, i * dim);
+  }
+  return { image, text, cluster };
+}
+
+const clipDir = join(work, 'clip');
+const encoderDir = join(work, 'encoder');
+log(`tiny CLIP encoder with projection_dim ${dim} (names the vectors' encoder; nothing is embedded with it)`);
+writeTinyClip(encoderDir, { sizes: { ...DEFAULT_TINY_CLIP_SIZES, projectionDim: dim } });
+const encoderSpec = `onnx:${encoderDir}`;
+
+log(`writing ${n} pairs as clip-retrieval parts of ${cfg.partSize} (f16 .npy + Parquet) ...`);
+let t = performance.now();
+{
+  const writer = new ClipRetrievalWriter(clipDir, { dim, dtype: 'f2', partSize: cfg.partSize, totalRows: n, label: true, extras: [{ name: 'url', type: 'STRING' }], idColumn: false });
+  const r = new Rng(cfg.seed + 1);
+  const batch = 8192;
+  for (let s = 0; s < n; s += batch) {
+    const count = Math.min(batch, n - s);
+    const g = generate(count, r);
+    const metas: PairMeta[] = Array.from({ length: count }, (_, i) => ({
+      id: String(s + i),
+      text: `a synthetic picture of cluster ${g.cluster[i]}, number ${s + i}`,
+      source: `images/${String(s + i).padStart(8, '0')}.jpg`,
+      label: `c${g.cluster[i]}`,
+      extra: { url: `https://example.test/${s + i}.jpg` },
+    }));
+    await writer.append(metas, g.image, g.text);
+  }
+  await writer.close();
+}
+const writeS = (performance.now() - t) / 1000;
+const queries = generate(cfg.queries, new Rng(cfg.seed + 2)).image; // [q, dim]
+log(`  ${writeS.toFixed(1)} s`);
+
+// ---- exact ground truth over the stored (f16-widened) image vectors, block by block ------------
+log('exact top-32 of every query (usearch exactSearch, block by block) ...');
+t = performance.now();
+const truth: Array<Array<{ key: number; d: number }>> = Array.from({ length: cfg.queries }, () => []);
+{
+  const scan = await scanClipRetrieval(clipDir);
+  for (const part of scan.parts) {
+    const reader = NpyReader.open(part.image);
+    const block = 50_000;
+    for (let s = 0; s < part.rows; s += block) {
+      const count = Math.min(block, part.rows - s);
+      const data = reader.readRows(s, count);
+      const res = usearch.exactSearch(data, queries, dim, Math.min(K, count), usearch.MetricKind.Cos, 0) as unknown as { keys: BigUint64Array; distances: Float32Array };
+      const kk = Math.min(K, count);
+      for (let q = 0; q < cfg.queries; q++) {
+        const list = truth[q];
+        for (let j = 0; j < kk; j++) list.push({ key: part.firstRow + s + Number(res.keys[q * kk + j]), d: res.distances[q * kk + j] });
+        list.sort((a, b) => a.d - b.d);
+        list.length = Math.min(list.length, K);
+      }
+    }
+    reader.close();
+  }
+}
+const truthSets = truth.map((l) => new Set(l.map((x) => x.key)));
+const recallOf = (found: number[][]) => found.reduce((acc, rows, q) => acc + rows.filter((r) => truthSets[q].has(r)).length / K, 0) / found.length;
+log(`  ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+// ---- imports, each in its own process (its maxRSS is the import's peak) -------------------------
+const self = resolve('bench/scale.ts');
+function child(mode: string, extra: string[]): { rows: number; seconds: number; maxRssMiB: number } {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', self, '--child', mode, '--threads', String(cfg.threads), ...extra], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+log('read and check every part without writing a KB ...');
+const readOnly = child('read', ['--dir', clipDir]);
+log(`  ${readOnly.seconds.toFixed(1)} s, maxRSS ${readOnly.maxRssMiB.toFixed(0)} MiB`);
+
+function duBytes(p: string): number {
+  const st = statSync(p);
+  if (!st.isDirectory()) return st.size;
+  return readdirSync(p).reduce((s, name) => s + duBytes(join(p, name)), 0);
+}
+
+interface DtypeRow {
+  dtype: KbDtype;
+  importS: number;
+  rssMiB: number;
+  bytesPerPair: number;
+  kbRecall: number;
+  rawRecall: number;
+  kbQps: number;
+  rawQps: number;
+}
+const rows: DtypeRow[] = [];
+const q1 = (q: number) => queries.subarray(q * dim, (q + 1) * dim);
+
+async function searchBench(kb: WritableKnowledgeBase, kbDir: string, dtype: KbDtype): Promise<Omit<DtypeRow, 'dtype' | 'importS' | 'rssMiB' | 'bytesPerPair'>> {
+  const m = kb.manifest as unknown as { folder: { files: { imageIndex: string }; index: Parameters<typeof newHnswIndex>[1] } };
+  const raw = newHnswIndex(dim, m.folder.index, dtype);
+  raw.view(join(kbDir, m.folder.files.imageIndex));
+  const runRaw = () => Array.from({ length: cfg.queries }, (_, q) => Array.from((raw.search(q1(q), K, 1) as unknown as { keys: BigUint64Array }).keys, Number));
+  const runKb = async () => {
+    const out: number[][] = [];
+    for (let q = 0; q < cfg.queries; q++) out.push((await kb.search(q1(q), { k: K, queryEncoderId: kb.encoderId }))[0].map((nb) => nb.row));
+    return out;
+  };
+  const rawFound = runRaw(); // warm-up pages the mapped index in
+  const kbFound = await runKb();
+  let rawBest = Number.POSITIVE_INFINITY;
+  let kbBest = Number.POSITIVE_INFINITY;
+  for (let round = 0; round < 3; round++) {
+    let s = performance.now();
+    runRaw();
+    rawBest = Math.min(rawBest, performance.now() - s);
+    s = performance.now();
+    await runKb();
+    kbBest = Math.min(kbBest, performance.now() - s);
+  }
+  return { kbRecall: recallOf(kbFound), rawRecall: recallOf(rawFound), kbQps: (cfg.queries / kbBest) * 1000, rawQps: (cfg.queries / rawBest) * 1000 };
+}
+
+const kbDirs = new Map<KbDtype, string>();
+for (const dtype of cfg.dtypes) {
+  const kbDir = join(work, `kb-${dtype}`);
+  rmSync(kbDir, { recursive: true, force: true });
+  log(`import ${n} pairs into a ${dtype} KB (${cfg.threads === 0 ? 'all cores' : `${cfg.threads} thread(s)`} for HNSW inserts) ...`);
+  const imp = child('import', ['--dir', clipDir, '--out', kbDir, '--encoder', encoderSpec, '--dtype', dtype]);
+  log(`  ${imp.seconds.toFixed(1)} s, maxRSS ${imp.maxRssMiB.toFixed(0)} MiB`);
+  kbDirs.set(dtype, kbDir);
+  const kb = await openKnowledgeBaseSpec(kbDir);
+  const s = await searchBench(kb, kbDir, dtype);
+  await kb.close();
+  rows.push({ dtype, importS: imp.seconds, rssMiB: imp.maxRssMiB, bytesPerPair: duBytes(kbDir) / n, ...s });
+  log(`  recall@32 ${s.kbRecall.toFixed(4)} (raw ${s.rawRecall.toFixed(4)}), ${s.kbQps.toFixed(0)} QPS (raw ${s.rawQps.toFixed(0)})`);
+}
+
+// ---- the small KB (first `small` rows) for the prediction latency comparison --------------------
+const smallClip = join(work, 'clip-small');
+{
+  log(`a ${cfg.small}-pair KB from the first rows ...`);
+  const scan = await scanClipRetrieval(clipDir);
+  const writer = new ClipRetrievalWriter(smallClip, { dim, dtype: 'f2', partSize: cfg.small, totalRows: cfg.small, label: true, extras: [{ name: 'url', type: 'STRING' }], idColumn: false });
+  let done = 0;
+  for await (const b of readClipRetrievalPairs(scan, { batchSize: 1000 })) {
+    const take = b.pairs.slice(0, cfg.small - done);
+    const image = new Float32Array(take.length * dim);
+    const text = new Float32Array(take.length * dim);
+    take.forEach((p, i) => {
+      image.set(p.imageVector, i * dim);
+      text.set(p.textVector, i * dim);
+    });
+    await writer.append(
+      take.map((p) => p.meta),
+      image,
+      text,
+    );
+    done += take.length;
+    if (done >= cfg.small) break;
+  }
+  await writer.close();
+}
+const predictDtype: KbDtype = cfg.dtypes.includes('f16') ? 'f16' : cfg.dtypes[0];
+const smallKbDir = join(work, `kb-small-${predictDtype}`);
+rmSync(smallKbDir, { recursive: true, force: true });
+const smallImport = child('import', ['--dir', smallClip, '--out', smallKbDir, '--encoder', encoderSpec, '--dtype', predictDtype]);
+
+// ---- full prediction latency: retrieval + neighbour vectors + forward graph ---------------------
+const config = ModelConfigSchema.parse({});
+const dims = { inputDim: dim, classes: 1000 };
+const forward = new ForwardGraph(config, dims, initParams(paramSpecs(config, dims), 0), { threads: 1 });
+
+async function predictLatency(kbDir: string): Promise<{ p50: number; p99: number; mean: number }> {
+  const kb = await openKnowledgeBaseSpec(kbDir);
+  const one = async (q: number) => {
+    const z = q1(q);
+    const [found] = await kb.search(z, { k: config.k, queryEncoderId: kb.encoderId });
+    const rowsK = found.map((nb) => nb.row);
+    const images = await kb.vectors(rowsK, 'image'); // [k, dim]
+    const texts = await kb.vectors(rowsK, 'text'); // [k, dim]
+    const imageTokens = new Float32Array((config.k + 1) * dim); // [k+1, dim]: [z; neighbour images]
+    imageTokens.set(z, 0);
+    imageTokens.set(images, dim);
+    const neighbourTexts = new Float32Array(config.k * dim);
+    neighbourTexts.set(texts);
+    await forward.run({ n: 1, query: z, imageTokens, neighbourTexts });
+  };
+  for (let q = 0; q < Math.min(50, cfg.queries); q++) await one(q); // warm-up: sessions, mapped pages
+  const times: number[] = [];
+  for (let round = 0; round < 2; round++) {
+    for (let q = 0; q < cfg.queries; q++) {
+      const s = performance.now();
+      await one(q);
+      times.push(performance.now() - s);
+    }
+  }
+  await kb.close();
+  times.sort((a, b) => a - b);
+  const at = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+  return { p50: at(0.5), p99: at(0.99), mean: times.reduce((a, b) => a + b, 0) / times.length };
+}
+log(`prediction latency at ${n} and ${cfg.small} pairs (${predictDtype} KBs) ...`);
+const big = await predictLatency(kbDirs.get(predictDtype)!);
+const small = await predictLatency(smallKbDir);
+await forward.release();
+
+// ---- report --------------------------------------------------------------------------------------
+const f = (x: number, d = 0) => x.toFixed(d);
+const out: string[] = [];
+out.push(`bench:scale — ${n} clustered ${dim}-d pairs (${cfg.clusters} clusters) in clip-retrieval parts of ${cfg.partSize} (f16 .npy + Parquet), ${cfg.queries} held-out queries, k = ${K}, HNSW M16 efC128, default ef`);
+out.push('');
+out.push(`- writing the parts: ${f(writeS, 1)} s; reading and checking them (no KB): ${f(readOnly.seconds, 1)} s (${f(n / readOnly.seconds)} pairs/s), maxRSS ${f(readOnly.maxRssMiB)} MiB`);
+out.push(`- import of ${cfg.small} pairs (${predictDtype}): ${f(smallImport.seconds, 1)} s, maxRSS ${f(smallImport.maxRssMiB)} MiB`);
+out.push('');
+out.push('| dtype | import + HNSW build (s) | pairs/s | import maxRSS (MiB) | bytes / pair | recall@32 (KB) | recall@32 (raw usearch) | QPS KB (1 thread) | QPS raw usearch | KB / raw |');
+out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const r of rows) {
+  out.push(`| ${r.dtype} | ${f(r.importS, 1)} | ${f(n / r.importS)} | ${f(r.rssMiB)} | ${f(r.bytesPerPair)} | ${r.kbRecall.toFixed(4)} | ${r.rawRecall.toFixed(4)} | ${f(r.kbQps)} | ${f(r.rawQps)} | ${(r.kbQps / r.rawQps).toFixed(2)} |`);
+}
+const f32 = rows.find((r) => r.dtype === 'f32');
+const i8 = rows.find((r) => r.dtype === 'i8');
+{
+  // maxRSS grows with N through the backend's in-memory indexes: a straight line through the small
+  // and the large import of one dtype, extrapolated to 1,000,000 pairs
+  const largeImport = rows.find((r) => r.dtype === predictDtype);
+  if (largeImport && n > cfg.small) {
+    const slope = (largeImport.rssMiB - smallImport.maxRssMiB) / (n - cfg.small);
+    out.push('');
+    out.push(`- import maxRSS grows ${(slope * 1024 * 1024).toFixed(0)} bytes per pair (${predictDtype}, ${cfg.small} vs ${n} pairs): ${f(smallImport.maxRssMiB + slope * (1_000_000 - cfg.small))} MiB projected at 1,000,000 pairs`);
+  }
+}
+if (f32 && i8) {
+  out.push('');
+  out.push(`- i8 / f32 bytes: ${(i8.bytesPerPair / f32.bytesPerPair).toFixed(3)} (target <= 0.333); recall@32 loss ${(100 * (f32.kbRecall - i8.kbRecall)).toFixed(2)} points (target <= 2)`);
+}
+out.push('');
+out.push(`Full prediction, embedding given (retrieval k = ${config.k} + neighbour vectors + forward graph, d = ${config.width}, ${config.heads} heads, ${config.layers} layers, ${dims.classes} classes, random weights, 1 thread), ${predictDtype} KB, ${2 * cfg.queries} predictions:`);
+out.push('');
+out.push('| KB pairs | p50 (ms) | p99 (ms) | mean (ms) |');
+out.push('|---:|---:|---:|---:|');
+out.push(`| ${cfg.small} | ${small.p50.toFixed(2)} | ${small.p99.toFixed(2)} | ${small.mean.toFixed(2)} |`);
+out.push(`| ${n} | ${big.p50.toFixed(2)} | ${big.p99.toFixed(2)} | ${big.mean.toFixed(2)} |`);
+process.stdout.write(`${out.join('\n')}\n`);
+
+if (!args.keep && args.work === undefined) rmSync(work, { recursive: true, force: true });
