@@ -4,7 +4,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 export async function multipartBody(fields: Record<string, string>, files: Array<{ field: string; name: string; bytes: Uint8Array; type?: string }>): Promise<{ payload: Buffer; headers: Record<string, string> }> {
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
-  for (const f of files) form.append(f.field, new Blob([f.bytes], { type: f.type ?? 'image/png' }), f.name);
+  for (const f of files) form.append(f.field, new Blob([Buffer.from(f.bytes)], { type: f.type ?? 'image/png' }), f.name);
   const res = new Response(form);
   return { payload: Buffer.from(await res.arrayBuffer()), headers: { 'content-type': res.headers.get('content-type')! } };
 }
