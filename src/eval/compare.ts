@@ -10,7 +10,7 @@ import { mapConcurrent } from '../encoders/image.ts';
 import type { Encoder } from '../encoders/types.ts';
 import { openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase } from '../kb/types.ts';
-import type { Prediction } from '../train/types.ts';
+import type { Prediction } from '../infer/types.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
 import { knnVote, retrievalPurity, zeroShot } from './baselines.ts';
@@ -252,11 +252,11 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
       const t0 = performance.now();
       if (m.train) {
         const runDir = resolve(o.out, 'runs', m.key);
-        const { loadRun } = await import('../train/run.ts'); // tfjs loads only when a trained method is evaluated
-        const run = await loadRun(runDir);
+        const { Predictor } = await import('../infer/predictor.ts'); // ONNX Runtime loads only when a trained method is evaluated
+        const run = await Predictor.fromRun(runDir);
         try {
           if (labels === undefined) {
-            classes = run.classes;
+            classes = [...run.classes];
             trainCounts = [...run.trainCounts];
             labels = labelIndices(testSet, classes);
           } else if (!sameClasses(run.classes, classes)) {

@@ -2,7 +2,7 @@ import type { Dataset } from '../data/types.ts';
 import { checkImagesExist } from '../data/readers.ts';
 import { EmbeddingCache, defaultCacheDir } from '../encoders/cache.ts';
 import type { Encoder } from '../encoders/types.ts';
-import type { LoadedRun, Prediction } from '../train/types.ts';
+import type { Prediction, Predictor } from '../infer/types.ts';
 import { inputError } from '../util/errors.ts';
 import { startProgress } from '../util/progress.ts';
 import { computeMetrics } from './metrics.ts';
@@ -13,17 +13,17 @@ export interface EvaluateOptions {
   edges?: BucketEdges;
   /** Embedding cache folder (default `defaultCacheDir()`). */
   cacheDir?: string;
-  /** Queries per `run.predict` call. */
+  /** Queries per `classifyEmbeddings` call. */
   batchSize?: number;
-  /** Test embeddings already computed with `run.encoder` ([n, dim], test order): skips embedding. */
+  /** Test embeddings already computed with the predictor's encoder ([n, dim], test order): skips embedding. */
   embeddings?: Float32Array;
   quiet?: boolean;
 }
 
 export interface EvaluateDetails {
-  /** True class index per test sample, in `run.classes` order. */
+  /** True class index per test sample, in the predictor's class order. */
   labels: number[];
-  /** The run's full output per test sample (probabilities, neighbours, attention, gate). */
+  /** The predictor's full output per test sample (probabilities, neighbours, attention, branches, gate). */
   outputs: Prediction[];
   /** Test image embeddings [n, dim]. */
   embeddings: Float32Array;
@@ -69,10 +69,10 @@ export async function embedTestImages(encoder: Encoder, test: Dataset, options: 
 
 /**
  * Evaluate a trained run on a test split: embed the test pictures with the run's encoder (cached),
- * predict in batches (retrieving from the KB as it is now), and compute the long-tail metrics with
- * the run's training counts.
+ * classify in batches through its Predictor (retrieving from the KB as it is now), and compute the
+ * long-tail metrics with the run's training counts.
  */
-export async function evaluateRun(run: LoadedRun, test: Dataset, options: EvaluateOptions = {}): Promise<EvaluateResult> {
+export async function evaluateRun(run: Predictor, test: Dataset, options: EvaluateOptions = {}): Promise<EvaluateResult> {
   const labels = labelIndices(test, run.classes);
   const t0 = performance.now();
   const embeddings = options.embeddings ?? (await embedTestImages(run.encoder, test, options)); // [n, dim]
@@ -85,7 +85,7 @@ export async function evaluateRun(run: LoadedRun, test: Dataset, options: Evalua
   try {
     for (let start = 0; start < n; start += batchSize) {
       const end = Math.min(n, start + batchSize);
-      const batch = await run.predict(embeddings.subarray(start * dim, end * dim)); // [batch] predictions
+      const batch = await run.classifyEmbeddings(embeddings.subarray(start * dim, end * dim)); // [batch] predictions
       outputs.push(...batch);
       progress.update(end);
     }

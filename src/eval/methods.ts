@@ -1,4 +1,4 @@
-import type { Variant } from '../train/types.ts';
+import type { Variant } from '../model/config.ts';
 import type { MethodResult } from './results.ts';
 
 /** A method of the comparison: trained RetFormer variants (and MLP-only / RAC-like), or a training-free baseline. */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { VARIANTS } from '../../train/types.ts';
+import { VARIANTS } from '../../model/config.ts';
 import { parseFlags } from '../parse-flags.ts';
 
 /** CLI flags; the model/training ones map onto TrainConfig fields (undefined = keep the config file's or default value). */
