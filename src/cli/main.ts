@@ -7,6 +7,7 @@ import { registerDemoCommand } from './commands/demo.ts';
 import { registerEvalCommand } from './commands/eval.ts';
 import { registerKbCommands } from './commands/kb.ts';
 import { registerPredictCommand } from './commands/predict.ts';
+import { registerServeCommand } from './commands/serve.ts';
 import { registerTrainCommand } from './commands/train.ts';
 
 /** Build the `retformer` command tree. Each command family lives in its own module under commands/. */
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerEvalCommand(program);
   registerPredictCommand(program);
   registerCompareCommand(program);
+  registerServeCommand(program);
   registerDemoCommand(program);
   return program;
 }
