@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import usearch from 'usearch';
 import { z } from 'zod';
-import { initKbFolder } from '../src/kb/init.ts';
+import { checksumFiles } from '../src/kb/format.ts';
 import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';
@@ -86,13 +86,12 @@ log(`raw usearch: ${rawBuildS.toFixed(1)} s`);
 
 // -- our KB: both modalities (text vectors = a second clustered set), batched appends, commit
 const kbDir = join(dir, 'kb');
-initKbFolder(kbDir, { kind: 'bench', id: 'bench-synthetic', dim }, '');
 const texts = clustered(n, centres, new Rng(cfg.seed + 1)); // [n, dim]
 log('KB build (image + text indexes) ...');
 t = performance.now();
 {
-  const kb = await FileKnowledgeBase.open(kbDir);
-  const tx = await kb.beginAdd({ allowNewLabels: true, indexThreads: 0 });
+  const kb = await FileKnowledgeBase.create(kbDir, { encoder: { kind: 'bench', id: 'bench-synthetic', dim }, encoderChecksum: checksumFiles(new Map()), encoderFiles: new Map(), dim });
+  const tx = await kb.beginWrite({ allowNewLabels: true, indexThreads: 0 });
   const batch = 10_000;
   for (let s = 0; s < n; s += batch) {
     const pairs: EmbeddedPair[] = [];
@@ -103,7 +102,7 @@ t = performance.now();
         textVector: texts.subarray(i * dim, (i + 1) * dim),
       });
     }
-    tx.append(pairs);
+    await tx.append(pairs);
   }
   await tx.commit();
   await kb.close();
@@ -120,7 +119,7 @@ const truth = Array.from({ length: cfg.queries }, (_, q) => new Set(Array.from(e
 const recall = (found: number[][]) => found.reduce((acc, rows, q) => acc + rows.filter((r) => truth[q].has(r)).length / k, 0) / found.length;
 
 const kb = await FileKnowledgeBase.open(kbDir);
-const imageIndexFile = join(kbDir, kb.manifest.files.imageIndex);
+const imageIndexFile = join(kbDir, kb.manifest.folder.files.imageIndex);
 const q1 = (q: number) => queries.subarray(q * dim, (q + 1) * dim);
 
 interface Row {
@@ -134,7 +133,7 @@ interface Row {
 }
 const rows: Row[] = [];
 for (const ef of cfg.ef) {
-  const rawView = newHnswIndex(dim, params, ef);
+  const rawView = newHnswIndex(dim, params, 'f32', ef);
   rawView.view(imageIndexFile);
   const runRaw = () => {
     const out: number[][] = [];

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
-import { initKbFolder } from '../src/kb/init.ts';
+import { checksumFiles } from '../src/kb/format.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';
 import { type ModelConfig, ModelConfigSchema } from '../src/model/config.ts';
 import { initParams, paramSpecs, saveParams } from '../src/model/params.ts';
@@ -155,8 +155,7 @@ try {
   });
   const encoder = { kind: 'bench', id: 'bench-encoder', dim: D };
   const kbDir = join(tmp, 'kb');
-  initKbFolder(kbDir, encoder, '');
-  const kb = await FileKnowledgeBase.open(kbDir);
+  const kb = await FileKnowledgeBase.create(kbDir, { encoder, encoderChecksum: checksumFiles(new Map()), encoderFiles: new Map(), dim: D });
   await kb.add(pairs, { allowNewLabels: true });
   const fakeEncoder = { id: encoder.id, dim: D, embedImages: async () => new Float32Array(0), embedTexts: async () => new Float32Array(0), save: async () => encoder, close: async () => {} };
   out(`KB: ${kbSize} pairs in a file KB (usearch HNSW), D=${D}, k=${K}. CPU ms = this process's user CPU time per query (robust to other load on the machine).`);

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { addPairsCsv, buildKnowledgeBase, openKnowledgeBase } from '../src/kb/index.ts';
+import { addPairsCsv, buildKnowledgeBase, FileKnowledgeBase, openKnowledgeBase } from '../src/kb/index.ts';
 import { RetformerError } from '../src/util/errors.ts';
 import { removeTempDirs, tempDir, writeBadImages, writePairsFixture } from './helpers/kb-fixtures.ts';
 
@@ -80,15 +80,16 @@ test('kb add: unknown label and duplicate id are refused and the KB is unchanged
   assert.equal(readFileSync(join(out, 'manifest.json'), 'utf8'), manifestBefore);
   assert.deepEqual(sizes(), before);
   // with --allow-new-labels the same CSV goes in
-  const m = await addPairsCsv(out, join(dir, 'newlabel.csv'), { quiet: true, allowNewLabels: true });
+  const { manifest: m, added } = await addPairsCsv(out, join(dir, 'newlabel.csv'), { quiet: true, allowNewLabels: true });
   assert.equal(m.count, 10);
-  assert.ok(m.labels.includes('orange'));
+  assert.equal(added, 2);
+  assert.ok((m.labels as string[]).includes('orange'));
 });
 
 test('NaN and wrong-dimension vectors are refused by add; nothing is committed', async () => {
   const out = join(dir, 'kb-vec');
   await buildKnowledgeBase({ pairsCsv: join(dir, 'good.csv'), out, encoderSpec: 'pixels', quiet: true });
-  const kb = await openKnowledgeBase(out);
+  const kb = await FileKnowledgeBase.open(out);
   const ok = new Float32Array(128).fill(0.1);
   const nan = ok.slice();
   nan[7] = Number.NaN;
@@ -99,7 +100,7 @@ test('NaN and wrong-dimension vectors are refused by add; nothing is committed',
   assert.equal(kb.size, 8);
   assert.equal(kb.manifest.generation, 1);
   await kb.close();
-  const again = await openKnowledgeBase(out);
+  const again = await FileKnowledgeBase.open(out);
   assert.equal(again.rows, 8);
   await again.close();
 });

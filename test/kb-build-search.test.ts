@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { addPairsCsv, buildKnowledgeBase, MemoryKnowledgeBase, openKbEncoder, openKnowledgeBase } from '../src/kb/index.ts';
+import { addPairsCsv, buildKnowledgeBase, FileKnowledgeBase, MemoryKnowledgeBase, openKbEncoder, openKnowledgeBase } from '../src/kb/index.ts';
 import { removeTempDirs, tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
 
 after(removeTempDirs);
@@ -25,7 +25,7 @@ test('build: manifest, row-aligned vectors and metadata, no temp folder left', a
   assert.equal(kb.size, 45);
   assert.equal(kb.dim, 128);
   assert.equal(kb.encoderId, 'pixels-v1');
-  assert.equal(kb.manifest.formatVersion, 1);
+  assert.equal(kb.manifest.formatVersion, 2);
   assert.deepEqual(kb.manifest.labels, ['blue', 'green', 'purple', 'red', 'yellow']);
   const [m7] = await kb.meta([7]);
   assert.equal(m7.id, 'p7');
@@ -97,10 +97,11 @@ test('add and remove: new generation, old rows kept, removed ids never returned,
   const before = await openKnowledgeBase(k);
   const oldVec = await before.vectors([5], 'image');
   await before.close();
-  const m = await addPairsCsv(k, b.csv, { quiet: true, batchSize: 4 });
+  const { manifest: m, added } = await addPairsCsv(k, b.csv, { quiet: true, batchSize: 4 });
   assert.equal(m.count, 30);
+  assert.equal(added, 10);
   assert.equal(m.generation, 2);
-  const kb = await openKnowledgeBase(k);
+  const kb = await FileKnowledgeBase.open(k);
   assert.deepEqual(await kb.vectors([5], 'image'), oldVec);
   assert.equal((await kb.meta([25]))[0].id, 'b5');
   await kb.remove(['a3', 'b5']);
@@ -133,7 +134,9 @@ test('CLI: build, stats --json, search --json with --exclude-id, mismatched --en
   const stats = JSON.parse(run('kb', 'stats', '--kb', out, '--json'));
   assert.equal(stats.count, 12);
   assert.equal(stats.encoder.id, 'pixels-v1');
-  assert.deepEqual(stats.index, { metric: 'cos', connectivity: 16, expansionAdd: 128, expansionSearch: 96 });
+  assert.deepEqual(stats.folder.index, { metric: 'cos', connectivity: 16, expansionAdd: 128, expansionSearch: 96 });
+  assert.equal(stats.index, undefined, 'index parameters are the backend section, not the neutral manifest');
+  assert.equal(stats.formatVersion, 2);
   const res = JSON.parse(run('kb', 'search', '--kb', out, '--image', join(work, 'images/p2.png'), '-k', '3', '--exclude-id', 'p2', '--json'));
   assert.equal(res.neighbours.length, 3);
   assert.ok(!res.neighbours.some((n: { id: string }) => n.id === 'p2'));

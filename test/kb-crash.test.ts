@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import type { Encoder } from '../src/encoders/types.ts';
 import { CRASH_POINTS, type CrashPoint } from '../src/kb/crash-point.ts';
-import { buildKnowledgeBase, type FileKbManifest, KB_FILES, openKbEncoder, openKnowledgeBase, readManifest } from '../src/kb/index.ts';
+import { isGenerationFile, namedFiles as filesOf } from '../src/kb/format.ts';
+import { buildKnowledgeBase, type FileKbManifest, FileKnowledgeBase, KB_FILES, openKbEncoder, readManifest } from '../src/kb/index.ts';
 import { toCsv } from '../src/util/csv.ts';
 import { Rng } from '../src/util/rng.ts';
 import { type FixturePair, removeTempDirs, tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
@@ -44,11 +45,9 @@ async function writerStarted(kbDir: string, exited: () => boolean): Promise<void
   while (!existsSync(join(kbDir, KB_FILES.lock)) && !exited()) await sleep(2);
 }
 
-const generationFiles = (kbDir: string) =>
-  readdirSync(kbDir)
-    .filter((f) => /^(image|text)-\d+\.usearch$|^tombstones-|\.tmp-/.test(f))
-    .sort();
-const namedFiles = (m: FileKbManifest) => [m.files.imageIndex, m.files.textIndex, ...(m.files.tombstones ? [m.files.tombstones] : [])].sort();
+const generationFiles = (kbDir: string) => readdirSync(kbDir).filter(isGenerationFile).sort();
+/** The committed generation's files and the previous generation's (kept for readers that still open it). */
+const namedFiles = (m: FileKbManifest) => [...filesOf(m), ...m.folder.previous].sort();
 const size = (kbDir: string, name: string) => statSync(join(kbDir, name)).size;
 
 /** A KB built from BATCH pairs, and a fixture for adding/removing batches of copies of them. */
@@ -87,18 +86,19 @@ async function fixture() {
  * only the live generation's files on disk, and a search that finds the probe image.
  */
 async function assertCommittedState(kbDir: string, expected: Set<string>, probe: Float32Array, encoder: Encoder, probePair: FixturePair, what: string): Promise<FileKbManifest> {
-  const kb = await openKnowledgeBase(kbDir);
+  const kb = await FileKnowledgeBase.open(kbDir);
   try {
     const ids = (await kb.meta(kb.liveRows())).map((m) => m.id);
     assert.equal(ids.length, new Set(ids).size, `${what}: duplicate live ids`);
     assert.deepEqual([...ids].sort(), [...expected].sort(), `${what}: live ids`);
     assert.equal(kb.size, expected.size, `${what}: manifest count`);
     const m = kb.manifest;
-    assert.equal(size(kbDir, KB_FILES.imageVectors), m.rows * m.dim * 4, `${what}: image vectors cut to the committed rows`);
-    assert.equal(size(kbDir, KB_FILES.textVectors), m.rows * m.dim * 4, `${what}: text vectors cut to the committed rows`);
-    assert.equal(size(kbDir, KB_FILES.meta), m.metaBytes, `${what}: metadata cut to the committed bytes`);
-    assert.equal(size(kbDir, KB_FILES.metaIndex), m.rows * 8, `${what}: metadata index cut to the committed rows`);
-    assert.deepEqual(generationFiles(kbDir), namedFiles(m), `${what}: only the live generation's files remain`);
+    const f = m.folder.files;
+    assert.equal(size(kbDir, f.imageVectors), m.folder.rows * m.dim * 4, `${what}: image vectors cut to the committed rows`);
+    assert.equal(size(kbDir, f.textVectors), m.folder.rows * m.dim * 4, `${what}: text vectors cut to the committed rows`);
+    assert.equal(size(kbDir, f.meta), m.folder.metaBytes, `${what}: metadata cut to the committed bytes`);
+    assert.equal(size(kbDir, f.metaIndex), m.folder.rows * 8, `${what}: metadata index cut to the committed rows`);
+    assert.deepEqual(generationFiles(kbDir), namedFiles(m), `${what}: only the live and the previous generation's files remain`);
     // searching works and finds the probe image (or one of its copies in the added batches)
     const [top] = await kb.search(probe, { k: 3, queryEncoderId: encoder.id });
     assert.match(top[0].id, new RegExp(`^(b\\d+-)?${probePair.id}$`), `${what}: search`);
@@ -117,22 +117,28 @@ interface Scenario {
   tailRows: number;
   /** Generation files on disk the (on-disk) manifest does not name, left by the crash. */
   strays: (old: FileKbManifest, next: number) => string[];
-  op: 'add' | 'remove';
+  op: 'add' | 'remove' | 'compact';
 }
 
 const pad = (g: number) => String(g).padStart(6, '0');
+/** Files of generations before the previous one, which a commit deletes right after the manifest rename. */
+const older = (old: FileKbManifest) => old.folder.previous;
+const compactFiles = (g: number) => [`image-${pad(g)}.f32`, `text-${pad(g)}.f32`, `meta-${pad(g)}.jsonl`, `meta-${pad(g)}.idx`];
 // In this order on one KB: the second remove:after-manifest supersedes an existing tombstone file.
 const SCENARIOS: Scenario[] = [
   { point: 'add:after-first-batch', op: 'add', commits: false, tailRows: ADD_BATCH, strays: () => [] },
   { point: 'add:before-index-save', op: 'add', commits: false, tailRows: BATCH, strays: () => [] },
   { point: 'add:before-manifest', op: 'add', commits: false, tailRows: BATCH, strays: (_, g) => [`image-${pad(g)}.usearch`, `text-${pad(g)}.usearch`] },
-  { point: 'add:after-manifest', op: 'add', commits: true, tailRows: 0, strays: (old) => [old.files.imageIndex, old.files.textIndex] },
-  { point: 'remove:after-manifest', op: 'remove', commits: true, tailRows: 0, strays: () => [] },
+  { point: 'add:after-manifest', op: 'add', commits: true, tailRows: 0, strays: older },
+  { point: 'remove:after-manifest', op: 'remove', commits: true, tailRows: 0, strays: older },
   { point: 'remove:before-manifest', op: 'remove', commits: false, tailRows: 0, strays: (_, g) => [`tombstones-${pad(g)}.json`] },
-  { point: 'remove:after-manifest', op: 'remove', commits: true, tailRows: 0, strays: (old) => [old.files.tombstones ?? ''] },
+  { point: 'remove:after-manifest', op: 'remove', commits: true, tailRows: 0, strays: older },
+  { point: 'compact:after-data', op: 'compact', commits: false, tailRows: 0, strays: (_, g) => compactFiles(g) },
+  { point: 'compact:before-manifest', op: 'compact', commits: false, tailRows: 0, strays: (_, g) => [...compactFiles(g), `image-${pad(g)}.usearch`, `text-${pad(g)}.usearch`] },
+  { point: 'compact:after-manifest', op: 'compact', commits: true, tailRows: 0, strays: older },
 ];
 
-test('kill -9 of kb add / kb remove at each named stage of the write: the KB reopens at exactly the expected committed state', { timeout: 120_000 }, async (t) => {
+test('kill -9 of kb add / kb remove / kb compact at each named stage of the write: the KB reopens at exactly the expected committed state', { timeout: 120_000 }, async (t) => {
   assert.deepEqual(new Set(SCENARIOS.map((s) => s.point)), new Set(CRASH_POINTS), 'every crash point is exercised');
   const f = await fixture();
   let committed = new Set(f.pairs.map((p) => p.id));
@@ -146,6 +152,10 @@ test('kill -9 of kb add / kb remove at each named stage of the write: the KB reo
       assert.ok(BATCH > ADD_BATCH * 2, 'the add is written in several batches');
       args = ['kb', 'add', '--kb', f.kbDir, '--pairs', batch.file, '--batch-size', String(ADD_BATCH)];
       next = new Set([...committed, ...batch.ids]);
+    } else if (s.op === 'compact') {
+      assert.ok(old.folder.removed > 0, 'there are removed rows to compact away');
+      args = ['kb', 'compact', '--kb', f.kbDir];
+      next = committed; // the same pairs, renumbered
     } else {
       const victims = [...committed].filter((id) => id.startsWith('b')).slice(0, 5);
       args = ['kb', 'remove', '--kb', f.kbDir, '--ids-file', f.idsFile(victims, `remove-${removals++}.txt`)];
@@ -159,13 +169,13 @@ test('kill -9 of kb add / kb remove at each named stage of the write: the KB reo
     const onDisk = readManifest(f.kbDir);
     assert.equal(onDisk.generation, s.commits ? old.generation + 1 : old.generation, `${s.point}: manifest generation on disk`);
     assert.ok(existsSync(join(f.kbDir, KB_FILES.lock)), `${s.point}: the dead writer's lock is left behind`);
-    assert.equal(size(f.kbDir, KB_FILES.imageVectors), (onDisk.rows + s.tailRows) * onDisk.dim * 4, `${s.point}: uncommitted vector rows on disk`);
+    assert.equal(size(f.kbDir, onDisk.folder.files.imageVectors), (onDisk.folder.rows + s.tailRows) * onDisk.dim * 4, `${s.point}: uncommitted vector rows on disk`);
     const strays = s.strays(old, old.generation + 1);
-    assert.ok(strays.every((n) => n !== ''), `${s.point}: scenario expects a superseded file`);
     assert.deepEqual(generationFiles(f.kbDir), [...namedFiles(onDisk), ...strays].sort(), `${s.point}: generation files on disk`);
 
     const m = await assertCommittedState(f.kbDir, s.commits ? next : committed, f.probe, f.encoder, f.pairs[7], s.point);
     assert.equal(m.generation, onDisk.generation);
+    if (s.op === 'compact' && s.commits) assert.deepEqual([m.folder.rows, m.folder.removed, m.folder.files.tombstones], [m.count, 0, null], `${s.point}: no removed rows left`);
     if (s.commits) committed = next;
     t.diagnostic(`${s.point}: killed after ${Math.round(performance.now() - started)} ms, ${s.tailRows} uncommitted rows, ${strays.length} stray files; reopened at generation ${m.generation} with ${m.count} pairs`);
   }
@@ -228,7 +238,7 @@ test('kill -9 of kb add / kb remove at seeded random moments: the KB always reop
     run.child.kill('SIGKILL');
     await run.done;
 
-    const kb = await openKnowledgeBase(f.kbDir);
+    const kb = await FileKnowledgeBase.open(f.kbDir);
     const ids = new Set((await kb.meta(kb.liveRows())).map((m) => m.id));
     await kb.close();
     const same = (s: Set<string>) => s.size === ids.size && [...s].every((id) => ids.has(id));
@@ -252,7 +262,7 @@ test('kill -9 of kb build mid-write leaves no KB; the next build clears the dead
   assert.ok(!existsSync(kbDir), 'no KB folder after a killed build');
   const leftovers = readdirSync(dir).filter((f) => f.startsWith('.kb.building-'));
   assert.equal(leftovers.length, 1, 'the killed build left its temp folder');
-  assert.ok(existsSync(join(dir, leftovers[0], KB_FILES.imageVectors)), 'with the rows it had appended');
+  assert.ok(existsSync(join(dir, leftovers[0], 'image.f32')), 'with the rows it had appended');
 
   const rebuilt = await startCli(args).done;
   assert.equal(rebuilt.code, 0, rebuilt.stderr);
@@ -261,7 +271,7 @@ test('kill -9 of kb build mid-write leaves no KB; the next build clears the dead
     [],
     'the dead build’s temp folder is gone',
   );
-  const kb = await openKnowledgeBase(kbDir);
+  const kb = await FileKnowledgeBase.open(kbDir);
   try {
     assert.equal(kb.size, pairs.length);
   } finally {

@@ -1,19 +1,18 @@
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { createEncoder, DEFAULT_ENCODER_SPEC, openEncoder, parseEncoderSpec } from '../encoders/registry.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createEncoder, DEFAULT_ENCODER_SPEC, parseEncoderSpec } from '../encoders/registry.ts';
 import type { Encoder } from '../encoders/types.ts';
-import { RetformerError } from '../util/errors.ts';
-import { fsyncPath } from '../util/fs.ts';
+import { inputError, RetformerError } from '../util/errors.ts';
 import { startProgress } from '../util/progress.ts';
-import type { AppendOptions } from './appender.ts';
-import { checksumDir, type FileKbManifest, KB_FILES, readManifest } from './format.ts';
-import { initKbFolder } from './init.ts';
-import { FileKnowledgeBase } from './file-kb.ts';
-import { embedPairRows, readPairsCsv } from './pairs.ts';
-import { processAlive } from './storage.ts';
+import { checksumFiles, readFilesUnder } from './format.ts';
+import { embedPairRows, type PairRow, readPairsCsv } from './pairs.ts';
+import { createKnowledgeBase, kbBackendFor, openKnowledgeBaseSpec } from './registry.ts';
+import type { EncoderFiles, KbDtype, KbManifest, KbWriter, WritableKnowledgeBase, WriteOptions } from './types.ts';
 
 export interface BuildOptions {
   pairsCsv: string;
+  /** KB spec: a folder path (must not exist) or a backend URL. */
   out: string;
   /** Encoder spec (registry syntax); default "embedded". */
   encoderSpec?: string;
@@ -22,122 +21,119 @@ export interface BuildOptions {
   batchSize?: number;
   /** HNSW insertion threads: 1 (default) reproducible, 0 all cores. */
   indexThreads?: number;
+  /** Storage precision of vectors and indexes (default f32). */
+  dtype?: KbDtype;
   quiet?: boolean;
 }
 
 export const DEFAULT_BATCH_SIZE = 256;
 
-/** A build of NAME writes into `.NAME.building-<pid>` beside it until its final rename. */
-const buildFolderPrefix = (name: string) => `.${name}.building-`;
+/** What an encoder saves to reopen itself, as files (so that any backend can store them). */
+export async function encoderState(encoder: Encoder): Promise<{ descriptor: Awaited<ReturnType<Encoder['save']>>; files: EncoderFiles; checksum: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'retformer-encoder-'));
+  try {
+    const descriptor = await encoder.save(dir);
+    if (descriptor.dim !== encoder.dim || descriptor.id !== encoder.id) throw new Error(`encoder descriptor (${descriptor.id}, ${descriptor.dim}) disagrees with the encoder (${encoder.id}, ${encoder.dim})`);
+    const files = readFilesUnder(dir);
+    return { descriptor, files, checksum: checksumFiles(files) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
-/** Delete the temp folders of earlier builds of NAME whose process is gone (killed mid-build), and this process's own. */
-function removeDeadBuilds(parent: string, name: string): void {
-  const prefix = buildFolderPrefix(name);
-  for (const entry of readdirSync(parent)) {
-    if (!entry.startsWith(prefix)) continue;
-    const pid = Number(entry.slice(prefix.length));
-    if (!(Number.isInteger(pid) && pid > 0) || (pid !== process.pid && processAlive(pid))) continue;
-    rmSync(join(parent, entry), { recursive: true, force: true });
+/** Embed pair rows batch by batch and append them through the writer (errors name CSV rows). */
+async function appendRows(writer: KbWriter, encoder: Encoder, rows: readonly PairRow[], csv: string, what: string, batchSize: number, quiet?: boolean): Promise<void> {
+  const progress = startProgress(what, rows.length, { unit: 'pair', quiet });
+  try {
+    for await (const batch of embedPairRows(encoder, rows, csv, { batchSize, progress })) {
+      await writer.append(batch.pairs, (i) => `${csv}:${batch.rows[i].row}`);
+    }
+  } finally {
+    progress.stop();
   }
 }
 
 /**
- * The engine behind `kb build`: embed every (image, text) pair with a frozen encoder, store the
- * vectors row-aligned with their metadata, index both modalities. Everything is written into a
- * temp folder beside `out` and renamed into place at the end, so a failure leaves no KB at all.
+ * The engine behind `kb build`: embed every (image, text) pair with a frozen encoder and write
+ * them through a new KB's writer as its first generation. Nothing is visible at `out` until the
+ * commit (the folder backend builds in a temp folder beside it), so a failure leaves no KB.
  */
-export async function buildKnowledgeBase(opts: BuildOptions): Promise<FileKbManifest> {
-  const out = resolve(opts.out);
-  if (existsSync(out)) throw new RetformerError(`${out}: already exists; choose a new folder for the knowledge base (or delete it)`);
+export async function buildKnowledgeBase(opts: BuildOptions): Promise<KbManifest> {
+  const backend = await kbBackendFor(opts.out);
+  if (await backend.exists(opts.out)) throw new RetformerError(`${opts.out}: already exists; choose a new folder for the knowledge base (or delete it)`);
   const rows = readPairsCsv(opts.pairsCsv);
-  const parent = dirname(out);
-  mkdirSync(parent, { recursive: true });
-  removeDeadBuilds(parent, basename(out));
-  const tmp = join(parent, `${buildFolderPrefix(basename(out))}${process.pid}`);
-  mkdirSync(tmp);
   let encoder: Encoder | undefined;
-  let abort: (() => void) | undefined;
+  let kb: WritableKnowledgeBase | undefined;
+  let writer: KbWriter | undefined;
   try {
     encoder = await createEncoder(parseEncoderSpec(opts.encoderSpec ?? DEFAULT_ENCODER_SPEC), {
       fitPairs: rows.map((r) => ({ image: r.path, text: r.text })),
       seed: opts.seed ?? 0,
       quiet: opts.quiet,
     });
-    const encoderDir = join(tmp, KB_FILES.encoderDir);
-    mkdirSync(encoderDir);
-    const descriptor = await encoder.save(encoderDir);
-    if (descriptor.dim !== encoder.dim || descriptor.id !== encoder.id) throw new Error(`encoder descriptor (${descriptor.id}, ${descriptor.dim}) disagrees with the encoder (${encoder.id}, ${encoder.dim})`);
-    initKbFolder(tmp, descriptor, checksumDir(encoderDir));
-    const kb = await FileKnowledgeBase.open(tmp);
-    const tx = await kb.beginAdd({ allowNewLabels: true, indexThreads: opts.indexThreads });
-    abort = tx.abort;
-    const progress = startProgress('kb build', rows.length, { unit: 'pair', quiet: opts.quiet });
-    try {
-      for await (const batch of embedPairRows(encoder, rows, opts.pairsCsv, { batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE, progress })) {
-        tx.append(batch.pairs, (i) => `${opts.pairsCsv}:${batch.rows[i].row}`);
-      }
-    } finally {
-      progress.stop();
-    }
-    abort = undefined;
-    const manifest = await tx.commit();
-    await kb.close();
-    if (existsSync(out)) throw new RetformerError(`${out}: appeared while building; not overwriting it`);
-    renameSync(tmp, out);
-    fsyncPath(parent);
-    return manifest;
+    const state = await encoderState(encoder);
+    kb = await createKnowledgeBase(opts.out, { encoder: state.descriptor, encoderChecksum: state.checksum, encoderFiles: state.files, dim: encoder.dim, dtype: opts.dtype });
+    writer = await kb.beginWrite({ allowNewLabels: true, indexThreads: opts.indexThreads });
+    await appendRows(writer, encoder, rows, opts.pairsCsv, 'kb build', opts.batchSize ?? DEFAULT_BATCH_SIZE, opts.quiet);
+    const w = writer;
+    writer = undefined;
+    return await w.commit();
   } catch (err) {
-    abort?.();
-    rmSync(tmp, { recursive: true, force: true });
+    await writer?.abort();
     throw err;
   } finally {
+    await kb?.close();
     await encoder?.close();
   }
 }
 
-/** Reopen the encoder a KB was built with, refusing an encoder folder that changed since. */
-export async function openKbEncoder(dir: string): Promise<Encoder> {
-  const manifest = readManifest(dir);
-  const encoderDir = join(dir, KB_FILES.encoderDir);
-  const sum = checksumDir(encoderDir);
-  if (sum !== manifest.encoderChecksum) throw new RetformerError(`${encoderDir}: encoder files changed since the KB was built (checksum ${sum} != ${manifest.encoderChecksum})`);
-  const encoder = await openEncoder(manifest.encoder, encoderDir);
-  if (encoder.id !== manifest.encoder.id) {
-    await encoder.close();
-    throw new RetformerError(`${dir}: reopened encoder has id "${encoder.id}" but the manifest says "${manifest.encoder.id}"`);
+/** Reopen the encoder a KB was built with (through the KB: wherever its backend stores it). */
+export async function openKbEncoder(spec: string): Promise<Encoder> {
+  const kb = await openKnowledgeBaseSpec(spec);
+  try {
+    return await kb.openEncoder();
+  } finally {
+    await kb.close();
   }
-  return encoder;
 }
 
-export interface AddOptions extends AppendOptions {
+export interface AddOptions extends WriteOptions {
   batchSize?: number;
   quiet?: boolean;
 }
 
 /**
- * The engine behind `kb add`: embed the CSV's pairs with the KB's own encoder and append them as
- * one generation. Old rows are not re-embedded; the indexes grow in place.
+ * The engine behind `kb add`: take the write lock and check the CSV's labels first, then embed
+ * the pairs with the KB's own encoder and append them as one generation. Returns the new
+ * manifest and the number of pairs this call added.
  */
-export async function addPairsCsv(kbDir: string, pairsCsv: string, opts: AddOptions = {}): Promise<FileKbManifest> {
-  const kb = await FileKnowledgeBase.open(kbDir);
+export async function addPairsCsv(spec: string, pairsCsv: string, opts: AddOptions = {}): Promise<{ manifest: KbManifest; added: number }> {
   const rows = readPairsCsv(pairsCsv);
-  const encoder = await openKbEncoder(kbDir);
+  const kb = await openKnowledgeBaseSpec(spec);
+  let encoder: Encoder | undefined;
   try {
-    const tx = await kb.beginAdd(opts);
-    const progress = startProgress('kb add', rows.length, { unit: 'pair', quiet: opts.quiet });
+    const writer = await kb.beginWrite(opts);
     try {
-      for await (const batch of embedPairRows(encoder, rows, pairsCsv, { batchSize: opts.batchSize ?? DEFAULT_BATCH_SIZE, progress })) {
-        tx.append(batch.pairs, (i) => `${pairsCsv}:${batch.rows[i].row}`);
-      }
+      if (!opts.allowNewLabels) checkLabels(rows, new Set((kb.manifest.labels as string[] | undefined) ?? []), pairsCsv);
+      encoder = await kb.openEncoder();
+      await appendRows(writer, encoder, rows, pairsCsv, 'kb add', opts.batchSize ?? DEFAULT_BATCH_SIZE, opts.quiet);
     } catch (err) {
-      tx.abort();
+      await writer.abort();
       throw err;
-    } finally {
-      progress.stop();
     }
-    return await tx.commit();
+    const added = writer.pending.added;
+    return { manifest: await writer.commit(), added };
   } finally {
-    await encoder.close();
+    await encoder?.close();
     await kb.close();
+  }
+}
+
+/** Refuse a label the KB has not seen, naming the CSV row, before anything is embedded. */
+function checkLabels(rows: readonly PairRow[], known: ReadonlySet<string>, csv: string): void {
+  for (const r of rows) {
+    if (r.label === undefined || known.has(r.label)) continue;
+    const list = known.size === 0 ? 'the knowledge base has no labels' : `known: ${[...known].slice(0, 8).join(', ')}${known.size > 8 ? ', ...' : ''}`;
+    throw inputError(csv, r.row, `unknown label "${r.label}" (${list}; pass --allow-new-labels to add it)`);
   }
 }

@@ -10,6 +10,9 @@ export const CRASH_POINTS = [
   'add:after-manifest', // new manifest renamed into place, superseded index files not yet deleted
   'remove:before-manifest', // new tombstone file written, manifest not yet replaced
   'remove:after-manifest', // new manifest renamed into place, superseded tombstone file not yet deleted
+  'compact:after-data', // compacted vector and metadata files written, no index yet
+  'compact:before-manifest', // compacted indexes saved and everything fsynced, manifest not yet replaced
+  'compact:after-manifest', // new manifest renamed into place, files of older generations not yet deleted
 ] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 

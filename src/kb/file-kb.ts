@@ -1,116 +1,269 @@
-import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { openEncoder as openEncoderFromDir } from '../encoders/registry.ts';
+import type { Encoder } from '../encoders/types.ts';
 import { RetformerError } from '../util/errors.ts';
 import { fsyncPath, writeJsonAtomic } from '../util/fs.ts';
-import { type AppendOptions, KbAppender, type Locate } from './appender.ts';
-import { crashPoint } from './crash-point.ts';
-import { type FileKbManifest, isGenerationFile, KB_FILES, readManifest, tombstoneFileName } from './format.ts';
+import { compactFolder } from './compact.ts';
+import {
+  appendOnlyFiles,
+  checksumDir,
+  checksumFiles,
+  committedBytes,
+  DEFAULT_INDEX_PARAMS,
+  type FileKbManifest,
+  fileDigest,
+  KB_FILES,
+  KB_FORMAT_VERSION,
+  metaFileNames,
+  namedFiles,
+  readFilesUnder,
+  readManifest,
+  vectorsFileName,
+} from './format.ts';
 import { type HnswIndex, hnswSearch, newHnswIndex } from './hnsw.ts';
+import { preadExact } from './io.ts';
+import { acquireWriteLock, processAlive, tryAcquireWriteLock } from './lock.ts';
 import { filterMatches } from './search-filter.ts';
-import { acquireWriteLock, liveWriter, MetaStore, recoverToManifest, VectorFile, vectorFileName } from './storage.ts';
-import type { EmbeddedPair, KnowledgeBase, Modality, Neighbour, PairMeta, SearchOptions } from './types.ts';
+import { MetaStore, needsRecovery, recoverToManifest, VectorFile } from './storage.ts';
+import type { EmbeddedPair, EncoderFiles, KbCreateOptions, KbDtype, KbManifest, KbWriter, Modality, Neighbour, PairMeta, SearchOptions, WritableKnowledgeBase, WriteOptions } from './types.ts';
+import { FolderWriter } from './writer.ts';
 
-/** Does the folder hold anything past its committed state (a crashed add/remove)? */
-function needsRecovery(dir: string, m: FileKbManifest): boolean {
-  const size = (name: string) => statSync(join(dir, name)).size;
-  const vec = m.rows * m.dim * 4;
-  if (size(KB_FILES.imageVectors) !== vec || size(KB_FILES.textVectors) !== vec) return true;
-  if (size(KB_FILES.meta) !== m.metaBytes || size(KB_FILES.metaIndex) !== m.rows * 8) return true;
-  const live = new Set([m.files.imageIndex, m.files.textIndex, m.files.tombstones]);
-  return readdirSync(dir).some((n) => isGenerationFile(n) && !live.has(n));
+/** One committed generation, opened: every file it names is held open, so a later commit deleting it cannot break this reader. */
+interface Generation {
+  manifest: FileKbManifest;
+  fds: Map<string, number>;
+  tombstones: Set<number>;
+  meta: MetaStore;
+  vectors: Record<Modality, VectorFile>;
+  indexes: Map<string, HnswIndex>; // "modality:ef" -> viewed index
+}
+
+/** usearch opens files by path: /proc/self/fd/N opens the very file we hold, even once a later commit unlinked it. */
+const FD_PATHS = process.platform === 'linux' && existsSync('/proc/self/fd');
+
+const REBUILD_HINT = 'the knowledge base is damaged (an interrupted copy?): restore it or rebuild it with retformer kb build';
+
+/** A build of NAME writes into `.NAME.building-<pid>` beside it until its first commit renames it into place. */
+const buildFolderPrefix = (name: string) => `.${name}.building-`;
+
+/** Delete the temp folders of earlier creations of NAME whose process is gone (killed mid-build). */
+function removeDeadBuilds(parent: string, name: string): void {
+  const prefix = buildFolderPrefix(name);
+  for (const entry of readdirSync(parent)) {
+    if (!entry.startsWith(prefix)) continue;
+    const pid = Number(entry.slice(prefix.length));
+    if (!(Number.isInteger(pid) && pid > 0) || (pid !== process.pid && processAlive(pid))) continue;
+    rmSync(join(parent, entry), { recursive: true, force: true });
+  }
 }
 
 /**
- * A knowledge base in a folder (layout in format.ts / docs/kb-format.md). Opening is cheap:
- * indexes are memory-mapped (usearch `view`) on first search, vectors are read by row, metadata
- * by offset. `add` and `remove` commit a new generation atomically under a single-writer lock.
+ * A knowledge base in a folder (layout in format.ts / docs/kb-format.md). Opening holds every
+ * file of the committed generation open and checks its size and digest; indexes are
+ * memory-mapped (usearch `view`) on first search, vectors read by row, metadata by offset.
+ * Writes go through `beginWrite` (one writer at a time, atomic commit of a new generation).
  */
-export class FileKnowledgeBase implements KnowledgeBase {
-  readonly dir: string;
-  private state!: {
-    manifest: FileKbManifest;
-    tombstones: Set<number>;
-    meta: MetaStore;
-    vectors: Record<Modality, VectorFile>;
-    indexes: Map<string, HnswIndex>; // "modality:ef" -> viewed index
-  };
+export class FileKnowledgeBase implements WritableKnowledgeBase {
+  private folder: string;
+  /** Set while a created KB has not committed yet: the folder it is renamed to at its first commit. */
+  private target?: string;
+  private gen!: Generation;
 
   private constructor(dir: string) {
-    this.dir = dir;
+    this.folder = dir;
   }
 
+  /** Open the KB folder at its last committed state. */
   static async open(dir: string): Promise<FileKnowledgeBase> {
     const kb = new FileKnowledgeBase(resolve(dir));
-    kb.load();
+    kb.tryRecover();
+    kb.gen = kb.openLatest();
     return kb;
   }
 
+  /** Create an empty KB at `dir` (which must not exist unless `overwrite`); it appears there at the first commit. */
+  static async create(dir: string, options: KbCreateOptions): Promise<FileKnowledgeBase> {
+    const out = resolve(dir);
+    if (existsSync(out) && !options.overwrite) throw new RetformerError(`${out}: already exists; choose a new folder for the knowledge base (or delete it)`);
+    if (options.dim !== options.encoder.dim) throw new RetformerError(`dim ${options.dim} differs from the encoder's dimension ${options.encoder.dim}`);
+    const sum = checksumFiles(options.encoderFiles);
+    if (sum !== options.encoderChecksum) throw new RetformerError(`encoder files have checksum ${sum}, not the ${options.encoderChecksum} given`);
+    const parent = dirname(out);
+    mkdirSync(parent, { recursive: true });
+    removeDeadBuilds(parent, basename(out));
+    const tmp = join(parent, `${buildFolderPrefix(basename(out))}${process.pid}`);
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(join(tmp, KB_FILES.encoderDir), { recursive: true });
+    for (const [name, bytes] of options.encoderFiles) {
+      const path = join(tmp, KB_FILES.encoderDir, ...name.split('/'));
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, bytes);
+    }
+    initKbFolder(tmp, options);
+    const kb = new FileKnowledgeBase(tmp);
+    kb.target = out;
+    kb.gen = kb.openLatest();
+    return kb;
+  }
+
+  get dir(): string {
+    return this.folder;
+  }
+  get spec(): string {
+    return this.target ?? this.folder;
+  }
   get manifest(): FileKbManifest {
-    return this.state.manifest;
+    return this.gen.manifest;
   }
   get dim(): number {
-    return this.state.manifest.dim;
+    return this.gen.manifest.dim;
+  }
+  get dtype(): KbDtype {
+    return this.gen.manifest.dtype;
   }
   get encoderId(): string {
-    return this.state.manifest.encoder.id;
+    return this.gen.manifest.encoder.id;
   }
   get size(): number {
-    return this.state.manifest.count;
+    return this.gen.manifest.count;
   }
   /** Committed rows including removed ones; row keys are 0..rows-1. */
   get rows(): number {
-    return this.state.manifest.rows;
+    return this.gen.manifest.folder.rows;
   }
   get removedRows(): ReadonlySet<number> {
-    return this.state.tombstones;
+    return this.gen.tombstones;
   }
 
-  /** (Re)read the committed state, first repairing a crashed writer's leftovers when no writer is running. */
-  private load(): void {
-    let manifest = readManifest(this.dir);
-    if (liveWriter(this.dir) === undefined && needsRecovery(this.dir, manifest)) {
-      const release = acquireWriteLock(this.dir);
+  /** Cut a crashed writer's leftovers when no writer is running (best effort: skipped while one runs or the folder is read-only). */
+  private tryRecover(): void {
+    let manifest: FileKbManifest;
+    try {
+      manifest = readManifest(this.folder);
+      if (!needsRecovery(this.folder, manifest)) return;
+    } catch (err) {
+      if (err instanceof RetformerError) return; // reported by the open itself
+      throw err;
+    }
+    let release: (() => void) | undefined;
+    try {
+      release = tryAcquireWriteLock(this.folder);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return;
+      throw err;
+    }
+    if (!release) return;
+    try {
+      recoverToManifest(this.folder, readManifest(this.folder));
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Open the newest committed generation. A writer may replace the manifest and delete files of
+   * older generations between our reading the manifest and opening its files: then the manifest
+   * is read again (a missing file with an unchanged manifest is damage, reported as such).
+   */
+  private openLatest(): Generation {
+    for (let attempt = 0; ; attempt++) {
+      const manifest = readManifest(this.folder);
       try {
-        manifest = readManifest(this.dir);
-        recoverToManifest(this.dir, manifest);
-      } finally {
-        release();
+        return this.openGeneration(manifest);
+      } catch (err) {
+        const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+        if (missing && attempt < 20 && readManifest(this.folder).generation !== manifest.generation) continue;
+        if (missing) throw new RetformerError(`${(err as NodeJS.ErrnoException).path ?? this.folder}: missing, but ${KB_FILES.manifest} names it; ${REBUILD_HINT}`);
+        throw err;
       }
     }
-    const tombstones = new Set<number>();
-    if (manifest.files.tombstones) {
-      const file = join(this.dir, manifest.files.tombstones);
-      for (const r of JSON.parse(readFileSync(file, 'utf8')) as number[]) tombstones.add(r);
-    }
-    this.state = {
-      manifest,
-      tombstones,
-      meta: new MetaStore(this.dir, manifest.rows, manifest.metaBytes),
-      vectors: { image: new VectorFile(join(this.dir, vectorFileName('image')), manifest.dim), text: new VectorFile(join(this.dir, vectorFileName('text')), manifest.dim) },
-      indexes: new Map(),
-    };
   }
 
-  /** Pick up a generation committed by another process (no-op when unchanged). */
+  private openGeneration(m: FileKbManifest): Generation {
+    const fds = new Map<string, number>();
+    try {
+      for (const name of namedFiles(m)) fds.set(name, openSync(join(this.folder, name), 'r'));
+      this.checkFiles(m, fds);
+      const fd = (name: string) => fds.get(name) as number;
+      const f = m.folder.files;
+      const tombstones = new Set<number>();
+      if (f.tombstones) {
+        const buf = Buffer.alloc(fstatSync(fd(f.tombstones)).size);
+        preadExact(fd(f.tombstones), buf, 0, join(this.folder, f.tombstones));
+        for (const r of JSON.parse(buf.toString('utf8')) as number[]) tombstones.add(r);
+      }
+      const path = (name: string) => join(this.folder, name);
+      return {
+        manifest: m,
+        fds,
+        tombstones,
+        meta: new MetaStore(fd(f.meta), path(f.meta), fd(f.metaIndex), path(f.metaIndex), m.folder.rows, m.folder.metaBytes),
+        vectors: {
+          image: new VectorFile(fd(f.imageVectors), path(f.imageVectors), m.dim, m.dtype),
+          text: new VectorFile(fd(f.textVectors), path(f.textVectors), m.dim, m.dtype),
+        },
+        indexes: new Map(),
+      };
+    } catch (err) {
+      for (const fd of fds.values()) closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** Every named file: at least its committed size (exactly, for rewritten-whole files) and the digest recorded at commit. */
+  private checkFiles(m: FileKbManifest, fds: Map<string, number>): void {
+    const appendOnly = new Set(appendOnlyFiles(m));
+    for (const [name, fd] of fds) {
+      const path = join(this.folder, name);
+      const size = fstatSync(fd).size;
+      const check = m.folder.checks[name];
+      const committed = appendOnly.has(name) ? committedBytes(m, name) : check?.bytes;
+      if (committed !== undefined && (appendOnly.has(name) ? size < committed : size !== committed)) {
+        throw new RetformerError(`${path}: ${size} bytes, but ${KB_FILES.manifest} committed ${committed} (truncated or damaged file); ${REBUILD_HINT}`);
+      }
+      if (check) {
+        if (check.bytes !== (committed ?? check.bytes)) throw new RetformerError(`${path}: the manifest's size check disagrees with its row count; ${REBUILD_HINT}`);
+        if (fileDigest(fd, check.bytes, path) !== check.digest) throw new RetformerError(`${path}: checksum differs from the one recorded at commit (damaged file); ${REBUILD_HINT}`);
+      }
+    }
+  }
+
+  private closeGeneration(g: Generation): void {
+    g.indexes.clear();
+    for (const fd of g.fds.values()) closeSync(fd);
+    g.fds.clear();
+  }
+
+  /** Pick up a generation committed by another process (cheap when nothing changed). */
+  async refresh(): Promise<void> {
+    if (readManifest(this.folder).generation === this.gen.manifest.generation) return;
+    const old = this.gen;
+    this.gen = this.openLatest();
+    this.closeGeneration(old);
+  }
+
+  /** @deprecated use refresh() */
   async reload(): Promise<void> {
-    if (readManifest(this.dir).generation === this.state.manifest.generation) return;
-    this.closeState();
-    this.load();
+    return this.refresh();
   }
 
   private index(modality: Modality, ef: number): HnswIndex {
     const key = `${modality}:${ef}`;
-    let index = this.state.indexes.get(key);
+    let index = this.gen.indexes.get(key);
     if (!index) {
-      const m = this.state.manifest;
-      index = newHnswIndex(m.dim, m.index, ef);
-      const file = join(this.dir, modality === 'image' ? m.files.imageIndex : m.files.textIndex);
+      const m = this.gen.manifest;
+      const name = modality === 'image' ? m.folder.files.imageIndex : m.folder.files.textIndex;
+      index = newHnswIndex(m.dim, m.folder.index, m.dtype, ef);
+      const file = join(this.folder, name);
       try {
-        index.view(file);
+        index.view(FD_PATHS ? `/proc/self/fd/${this.gen.fds.get(name)}` : file);
       } catch (err) {
         throw new RetformerError(`${file}: cannot open index: ${(err as Error).message}`);
       }
-      this.state.indexes.set(key, index);
+      this.gen.indexes.set(key, index);
     }
     return index;
   }
@@ -118,7 +271,7 @@ export class FileKnowledgeBase implements KnowledgeBase {
   checkQueryEncoder(queryEncoderId: string): void {
     if (queryEncoderId !== this.encoderId) {
       throw new RetformerError(
-        `query embedded with encoder "${queryEncoderId}" but the knowledge base ${this.dir} was built with "${this.encoderId}"; embed queries with the KB's encoder`,
+        `query embedded with encoder "${queryEncoderId}" but the knowledge base ${this.spec} was built with "${this.encoderId}"; embed queries with the KB's encoder`,
       );
     }
   }
@@ -133,18 +286,19 @@ export class FileKnowledgeBase implements KnowledgeBase {
     const { k } = options;
     if (!Number.isInteger(k) || k <= 0) throw new RetformerError(`k must be a positive integer, got ${k}`);
     const n = queries.length / dim;
-    const live = this.size;
+    const gen = this.gen; // one generation for the whole call, even if refresh() runs meanwhile
+    const live = gen.manifest.count;
     if (live === 0) return Array.from({ length: n }, () => []);
-    const index = this.index(options.modality ?? 'image', options.ef ?? this.manifest.index.expansionSearch);
-    const indexed = this.rows;
-    const tomb = this.state.tombstones;
+    const index = this.index(options.modality ?? 'image', options.ef ?? gen.manifest.folder.index.expansionSearch);
+    const indexed = gen.manifest.folder.rows;
+    const tomb = gen.tombstones;
     let maxExcluded = 0;
     for (const s of options.excludeIds ?? []) maxExcluded = Math.max(maxExcluded, s?.size ?? 0);
     // over-fetch so that filtering tombstones and excluded ids still leaves k
     const margin = maxExcluded + (tomb.size > 0 ? Math.min(tomb.size, k) + 8 : 0);
     const fetch = Math.min(k + margin, indexed);
     const raw = hnswSearch(index, queries, dim, fetch); // keys [n, fetch]
-    const meta = (row: number) => this.state.meta.get(row);
+    const meta = (row: number) => gen.meta.get(row);
     const results = filterMatches(raw, n, k, tomb, options.excludeIds, meta);
     // a query that lost too many candidates to filtering is searched again, wider
     for (let q = 0; q < n; q++) {
@@ -160,155 +314,187 @@ export class FileKnowledgeBase implements KnowledgeBase {
 
   private checkRows(rows: readonly number[]): void {
     for (const r of rows) {
-      if (!Number.isInteger(r) || r < 0 || r >= this.rows) throw new RetformerError(`${this.dir}: row ${r} out of range (0..${this.rows - 1})`);
+      if (!Number.isInteger(r) || r < 0 || r >= this.rows) throw new RetformerError(`${this.spec}: row ${r} out of range (0..${this.rows - 1})`);
     }
   }
 
   async vectors(rows: readonly number[], modality: Modality): Promise<Float32Array> {
     this.checkRows(rows);
-    return this.state.vectors[modality].read(rows);
+    return this.gen.vectors[modality].read(rows);
   }
 
   async meta(rows: readonly number[]): Promise<PairMeta[]> {
     this.checkRows(rows);
-    return rows.map((r) => this.state.meta.get(r));
+    return rows.map((r) => this.gen.meta.get(r));
   }
 
   /** Rows of every live pair, ascending. */
   liveRows(): number[] {
     const out: number[] = [];
-    for (let r = 0; r < this.rows; r++) if (!this.state.tombstones.has(r)) out.push(r);
+    for (let r = 0; r < this.rows; r++) if (!this.gen.tombstones.has(r)) out.push(r);
     return out;
   }
 
   /** id -> row of every live pair (scans the metadata). */
   liveIds(): Map<string, number> {
     const ids = new Map<string, number>();
-    for (const r of this.liveRows()) ids.set(this.state.meta.get(r).id, r);
+    for (const r of this.liveRows()) ids.set(this.gen.meta.get(r).id, r);
     return ids;
   }
 
-  /**
-   * Start appending under the write lock (build, `kb add`): batches go through `append`, then
-   * `commit` makes them visible as one generation; `abort` (or a crash) leaves the old state.
-   */
-  async beginAdd(options: AppendOptions = {}): Promise<{ append: (pairs: readonly EmbeddedPair[], locate?: Locate) => void; commit: () => Promise<FileKbManifest>; abort: () => void }> {
-    const release = acquireWriteLock(this.dir);
+  /** Under the lock: cut any crashed writer's leftovers and move to the newest committed generation. */
+  private syncLocked(): void {
+    const m = readManifest(this.folder);
+    recoverToManifest(this.folder, m);
+    if (m.generation !== this.gen.manifest.generation) {
+      const old = this.gen;
+      this.gen = this.openLatest();
+      this.closeGeneration(old);
+    }
+  }
+
+  /** Start a write transaction (one at a time per KB; readers keep the committed generation until commit). */
+  async beginWrite(options: WriteOptions = {}): Promise<KbWriter> {
+    const release = acquireWriteLock(this.folder);
     try {
-      await this.reloadLocked();
-      const m = this.state.manifest;
-      const loadIndex = (file: string) => {
-        const index = newHnswIndex(m.dim, m.index);
-        if (file !== '') index.load(join(this.dir, file)); // '' = a new, empty KB
-        return index;
-      };
-      const appender = new KbAppender(this.dir, m, this.liveIds(), loadIndex(m.files.imageIndex), loadIndex(m.files.textIndex), options);
-      return {
-        append: (pairs, locate) => appender.append(pairs, locate),
-        commit: async () => {
-          try {
-            const old = this.state.manifest;
-            const next = appender.commit();
-            deleteSuperseded(this.dir, old, next);
-            this.closeState();
-            this.load();
-            return next;
-          } finally {
-            release();
-          }
+      this.syncLocked();
+      const base = this.gen.manifest;
+      const dir = this.folder;
+      return new FolderWriter(
+        {
+          dir,
+          base,
+          tombstones: this.gen.tombstones,
+          liveIds: this.liveIds(),
+          loadIndex: (modality) => {
+            const index = newHnswIndex(base.dim, base.folder.index, base.dtype);
+            const file = modality === 'image' ? base.folder.files.imageIndex : base.folder.files.textIndex;
+            if (file !== '') index.load(join(dir, file)); // '' = a new, empty KB
+            return index;
+          },
+          finish: async (next) => {
+            release(); // before a created KB's folder is renamed into place (the lock file moves with it otherwise)
+            if (next && this.target) this.publish();
+            if (next) await this.refresh();
+          },
         },
-        abort: () => {
-          appender.abort();
-          release();
-        },
-      };
+        options,
+      );
     } catch (err) {
       release();
       throw err;
     }
+  }
+
+  /** First commit of a created KB: rename its temp folder into place. */
+  private publish(): void {
+    const target = this.target as string;
+    if (existsSync(target)) {
+      const old = join(dirname(target), `.${basename(target)}.replaced-${process.pid}`);
+      rmSync(old, { recursive: true, force: true });
+      renameSync(target, old);
+      renameSync(this.folder, target);
+      rmSync(old, { recursive: true, force: true });
+    } else renameSync(this.folder, target);
+    fsyncPath(dirname(target));
+    this.folder = target;
+    this.target = undefined;
   }
 
   /** Append pairs as one committed generation. */
-  async add(pairs: EmbeddedPair[], options: AppendOptions = {}): Promise<FileKbManifest> {
-    const tx = await this.beginAdd(options);
+  async add(pairs: readonly EmbeddedPair[], options: WriteOptions = {}): Promise<FileKbManifest> {
+    const w = await this.beginWrite(options);
     try {
-      tx.append(pairs);
+      await w.append(pairs);
     } catch (err) {
-      tx.abort();
+      await w.abort();
       throw err;
     }
-    return tx.commit();
+    return (await w.commit()) as FileKbManifest;
   }
 
-  /** Remove pairs by id (tombstones; row keys are never reused). Unknown ids are refused; nothing changes then. */
-  async remove(ids: string[]): Promise<FileKbManifest> {
-    const release = acquireWriteLock(this.dir);
+  /** Remove pairs by id as one committed generation (tombstones). Unknown ids are refused; nothing changes then. */
+  async remove(ids: readonly string[]): Promise<FileKbManifest> {
+    const w = await this.beginWrite();
     try {
-      await this.reloadLocked();
-      const live = this.liveIds();
-      const rows = new Set<number>();
-      for (const id of ids) {
-        const row = live.get(id);
-        if (row === undefined) throw new RetformerError(`${this.dir}: unknown id "${id}" (not in the knowledge base, or already removed)`);
-        rows.add(row);
-      }
-      const old = this.state.manifest;
-      if (rows.size === 0) return old;
-      const generation = old.generation + 1;
-      const tombFile = tombstoneFileName(generation);
-      const all = [...this.state.tombstones, ...rows].sort((a, b) => a - b);
-      writeJsonAtomic(join(this.dir, tombFile), all);
-      const next: FileKbManifest = {
-        ...old,
-        generation,
-        count: old.count - rows.size,
-        removed: all.length,
-        files: { ...old.files, tombstones: tombFile },
-        updatedAt: new Date().toISOString(),
-      };
-      crashPoint('remove:before-manifest');
-      writeJsonAtomic(join(this.dir, KB_FILES.manifest), next);
-      crashPoint('remove:after-manifest');
-      deleteSuperseded(this.dir, old, next);
-      this.closeState();
-      this.load();
-      return next;
+      await w.remove(ids);
+    } catch (err) {
+      await w.abort();
+      throw err;
+    }
+    return (await w.commit()) as FileKbManifest;
+  }
+
+  /**
+   * Rewrite vectors, metadata and indexes without removed pairs, as one new generation (atomic;
+   * see compact.ts). Row keys are renumbered 0..count-1 in their old order; the generation bump
+   * tells row caches (a run's retrieval cache keys on it) that rows changed.
+   */
+  async compact(options: { indexThreads?: number } = {}): Promise<KbManifest> {
+    const release = acquireWriteLock(this.folder);
+    try {
+      this.syncLocked();
+      const g = this.gen;
+      compactFolder(this.folder, g.manifest, { tombstones: g.tombstones, meta: g.meta, vectors: g.vectors }, options.indexThreads ?? 1);
     } finally {
       release();
     }
+    await this.refresh();
+    return this.manifest;
   }
 
-  /** Under the lock: re-read the manifest and cut any crashed writer's leftovers. */
-  private async reloadLocked(): Promise<void> {
-    const m = readManifest(this.dir);
-    recoverToManifest(this.dir, m);
-    if (m.generation !== this.state.manifest.generation) {
-      this.closeState();
-      this.load();
+  /** Reopen the frozen encoder the KB was built with, refusing encoder files that changed since. */
+  async openEncoder(): Promise<Encoder> {
+    const m = this.gen.manifest;
+    const encoderDir = join(this.folder, KB_FILES.encoderDir);
+    const sum = checksumDir(encoderDir);
+    if (sum !== m.encoderChecksum) throw new RetformerError(`${encoderDir}: encoder files changed since the KB was built (checksum ${sum} != ${m.encoderChecksum})`);
+    const encoder = await openEncoderFromDir(m.encoder, encoderDir);
+    if (encoder.id !== m.encoder.id) {
+      await encoder.close();
+      throw new RetformerError(`${this.spec}: reopened encoder has id "${encoder.id}" but the manifest says "${m.encoder.id}"`);
     }
+    return encoder;
   }
 
-  private closeState(): void {
-    this.state.meta.close();
-    this.state.vectors.image.close();
-    this.state.vectors.text.close();
-    this.state.indexes.clear();
+  async encoderFiles(): Promise<EncoderFiles> {
+    return readFilesUnder(join(this.folder, KB_FILES.encoderDir));
   }
 
   async close(): Promise<void> {
-    this.closeState();
+    this.closeGeneration(this.gen);
+    if (this.target) rmSync(this.folder, { recursive: true, force: true }); // created, never committed
   }
 }
 
-/** After a commit: delete the files the old generation named and the new one does not. */
-function deleteSuperseded(dir: string, old: FileKbManifest, next: FileKbManifest): void {
-  const keep = new Set([next.files.imageIndex, next.files.textIndex, next.files.tombstones]);
-  let any = false;
-  for (const f of [old.files.imageIndex, old.files.textIndex, old.files.tombstones]) {
-    if (f && !keep.has(f) && existsSync(join(dir, f))) {
-      unlinkSync(join(dir, f));
-      any = true;
-    }
-  }
-  if (any) fsyncPath(dir);
+/** Make `dir` an empty KB (generation 0, no rows, no index files yet); pairs then arrive through a writer. */
+function initKbFolder(dir: string, options: KbCreateOptions): FileKbManifest {
+  const dtype = options.dtype ?? 'f32';
+  const files = { imageVectors: vectorsFileName('image', dtype), textVectors: vectorsFileName('text', dtype), ...metaFileNames() };
+  for (const f of Object.values(files)) closeSync(openSync(join(dir, f), 'w'));
+  const now = new Date().toISOString();
+  const manifest: FileKbManifest = {
+    formatVersion: KB_FORMAT_VERSION,
+    kbId: randomUUID(),
+    generation: 0,
+    encoder: options.encoder,
+    encoderChecksum: options.encoderChecksum,
+    dim: options.dim,
+    dtype,
+    count: 0,
+    labels: [],
+    createdAt: now,
+    updatedAt: now,
+    folder: {
+      rows: 0,
+      removed: 0,
+      metaBytes: 0,
+      index: { ...DEFAULT_INDEX_PARAMS },
+      files: { ...files, imageIndex: '', textIndex: '', tombstones: null },
+      checks: {},
+      previous: [],
+    },
+  };
+  writeJsonAtomic(join(dir, KB_FILES.manifest), manifest);
+  return manifest;
 }

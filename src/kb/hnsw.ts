@@ -1,5 +1,6 @@
 import usearch from 'usearch';
-import type { FileKbManifest } from './format.ts';
+import type { FolderState } from './format.ts';
+import type { KbDtype } from './types.ts';
 
 export type HnswIndex = InstanceType<typeof usearch.Index>;
 
@@ -11,15 +12,17 @@ export interface RawMatches {
   stride: number;
 }
 
+const QUANTIZATION = { f32: usearch.ScalarKind.F32, f16: usearch.ScalarKind.F16, i8: usearch.ScalarKind.I8 } as const;
+
 /**
- * A new, empty f32 cosine HNSW index with the KB's parameters. The JS binding fixes the search
- * breadth (`ef`) at construction, so one Index object serves one ef.
+ * A new, empty cosine HNSW index with the KB's parameters, quantised to the KB's dtype. The JS
+ * binding fixes the search breadth (`ef`) at construction, so one Index object serves one ef.
  */
-export function newHnswIndex(dim: number, params: FileKbManifest['index'], ef = params.expansionSearch): HnswIndex {
+export function newHnswIndex(dim: number, params: FolderState['index'], dtype: KbDtype = 'f32', ef = params.expansionSearch): HnswIndex {
   return new usearch.Index({
     dimensions: dim,
     metric: usearch.MetricKind.Cos,
-    quantization: usearch.ScalarKind.F32,
+    quantization: QUANTIZATION[dtype],
     connectivity: params.connectivity,
     expansion_add: params.expansionAdd,
     expansion_search: ef,

@@ -1,19 +1,34 @@
 /**
- * The knowledge base: image-text pairs embedded by a frozen encoder, stored on disk with an HNSW
- * index per modality. Other parts of retformer use only the `KnowledgeBase` interface (types.ts).
+ * The knowledge base: image-text pairs embedded by a frozen encoder, stored by a backend (a
+ * folder with usearch HNSW indexes today). Other parts of retformer use only the interfaces of
+ * types.ts and open KBs by spec through the registry.
  */
-import { FileKnowledgeBase } from './file-kb.ts';
+import { openKnowledgeBaseSpec } from './registry.ts';
+import type { WritableKnowledgeBase } from './types.ts';
 
-export type { AppendOptions } from './appender.ts';
-export { type AddOptions, addPairsCsv, type BuildOptions, buildKnowledgeBase, DEFAULT_BATCH_SIZE, openKbEncoder } from './build.ts';
+export { type AddOptions, addPairsCsv, type BuildOptions, buildKnowledgeBase, DEFAULT_BATCH_SIZE, encoderState, openKbEncoder } from './build.ts';
 export { FileKnowledgeBase } from './file-kb.ts';
-export { initKbFolder } from './init.ts';
 export { DEFAULT_INDEX_PARAMS, type FileKbManifest, KB_FILES, KB_FORMAT_VERSION, readManifest } from './format.ts';
 export { MemoryKnowledgeBase } from './memory.ts';
 export { type PairRow, readPairsCsv } from './pairs.ts';
-export type { EmbeddedPair, KbManifest, KnowledgeBase, Modality, Neighbour, PairMeta, SearchOptions } from './types.ts';
+export { createKnowledgeBase, kbBackendFor, openKnowledgeBaseSpec } from './registry.ts';
+export type {
+  EmbeddedPair,
+  EncoderFiles,
+  KbCreateOptions,
+  KbDtype,
+  KbManifest,
+  KbWriter,
+  KnowledgeBase,
+  Modality,
+  Neighbour,
+  PairMeta,
+  SearchOptions,
+  WritableKnowledgeBase,
+  WriteOptions,
+} from './types.ts';
 
-/** Open a KB folder at its last committed state (repairing a crashed writer's leftovers first). */
-export function openKnowledgeBase(dir: string): Promise<FileKnowledgeBase> {
-  return FileKnowledgeBase.open(dir);
+/** Open a KB by spec (a folder path, or a backend URL) at its last committed state. */
+export function openKnowledgeBase(spec: string): Promise<WritableKnowledgeBase> {
+  return openKnowledgeBaseSpec(spec);
 }

@@ -1,7 +1,7 @@
 import type { EncoderDescriptor } from '../encoders/types.ts';
 import { RetformerError } from '../util/errors.ts';
-import { DEFAULT_INDEX_PARAMS, type FileKbManifest, KB_FORMAT_VERSION } from './format.ts';
-import type { EmbeddedPair, KnowledgeBase, Modality, Neighbour, PairMeta, SearchOptions } from './types.ts';
+import { KB_FORMAT_VERSION } from './format.ts';
+import type { EmbeddedPair, KbManifest, KnowledgeBase, Modality, Neighbour, PairMeta, SearchOptions } from './types.ts';
 
 /**
  * An in-memory knowledge base with exact (brute-force) cosine search. Same interface and
@@ -38,21 +38,17 @@ export class MemoryKnowledgeBase implements KnowledgeBase {
   get rows(): number {
     return this.metas.length;
   }
-  get manifest(): FileKbManifest {
+  get manifest(): KbManifest {
     return {
       formatVersion: KB_FORMAT_VERSION,
+      kbId: `memory-${this.createdAt}`,
       generation: this.generation,
       encoder: this.encoder,
       encoderChecksum: '',
       dim: this.dim,
       dtype: 'f32',
       count: this.size,
-      rows: this.rows,
-      removed: this.removed.size,
-      metaBytes: 0,
       labels: [...new Set(this.metas.flatMap((m) => (m.label === undefined ? [] : [m.label])))].sort(),
-      index: { ...DEFAULT_INDEX_PARAMS },
-      files: { imageIndex: '', textIndex: '', tombstones: null },
       createdAt: this.createdAt,
       updatedAt: this.createdAt,
     };

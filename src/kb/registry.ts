@@ -33,3 +33,10 @@ export async function openKnowledgeBaseSpec(spec: string): Promise<WritableKnowl
 export async function createKnowledgeBase(spec: string, options: KbCreateOptions): Promise<WritableKnowledgeBase> {
   return (await kbBackendFor(spec)).create(spec, options);
 }
+
+// The file backend (the default: a spec that is not a URL is a folder path).
+registerKbBackend({
+  name: 'folder',
+  accepts: (spec) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(spec) && !/^pg:/i.test(spec),
+  load: async () => (await import('./folder-backend.ts')).folderBackend,
+});

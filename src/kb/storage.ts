@@ -1,44 +1,26 @@
-import { closeSync, existsSync, fstatSync, ftruncateSync, fsyncSync, openSync, readdirSync, readSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, fsyncSync, openSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { RetformerError } from '../util/errors.ts';
 import { fsyncPath } from '../util/fs.ts';
-import { type FileKbManifest, isGenerationFile, KB_FILES } from './format.ts';
-import type { Modality, PairMeta } from './types.ts';
+import { decodeVectors } from './codec.ts';
+import { appendOnlyFiles, committedBytes, DTYPE_BYTES, type FileKbManifest, isGenerationFile, namedFiles } from './format.ts';
+import { preadExact } from './io.ts';
+import type { KbDtype, PairMeta } from './types.ts';
 
-/** Read exactly `length` bytes at `position` (positional read; no shared file offset). */
-export function preadExact(fd: number, buf: Uint8Array, position: number, what: string): void {
-  let done = 0;
-  while (done < buf.byteLength) {
-    const n = readSync(fd, buf, done, buf.byteLength - done, position + done);
-    if (n === 0) throw new RetformerError(`${what}: file ends before committed data (corrupt knowledge base)`);
-    done += n;
-  }
-}
-
-export function writeAll(fd: number, buf: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < buf.byteLength) done += writeSync(fd, buf, done, buf.byteLength - done, position + done);
-}
-
-export function vectorFileName(modality: Modality): string {
-  return modality === 'image' ? KB_FILES.imageVectors : KB_FILES.textVectors;
-}
-
-/** Row-major float32 matrix file [rows, dim], read by row with positional reads. */
+/** Row-major vector file [rows, dim] at a dtype, read by row with positional reads on an open descriptor. */
 export class VectorFile {
-  private readonly fd: number;
   private readonly rowBytes: number;
   constructor(
+    private readonly fd: number,
     readonly path: string,
     readonly dim: number,
+    readonly dtype: KbDtype,
   ) {
-    this.fd = openSync(path, 'r');
-    this.rowBytes = dim * 4;
+    this.rowBytes = dim * DTYPE_BYTES[dtype];
   }
-  /** Rows in `rows` order: [rows.length, dim]. Adjacent ascending rows are read in one call. */
-  read(rows: readonly number[]): Float32Array {
-    const out = new Float32Array(rows.length * this.dim);
-    const bytes = new Uint8Array(out.buffer);
+  /** Raw bytes of rows in `rows` order: [rows.length, rowBytes]. Adjacent ascending rows are read in one call. */
+  readRaw(rows: readonly number[]): Uint8Array {
+    const bytes = new Uint8Array(rows.length * this.rowBytes);
     let i = 0;
     while (i < rows.length) {
       let j = i + 1;
@@ -46,62 +28,66 @@ export class VectorFile {
       preadExact(this.fd, bytes.subarray(i * this.rowBytes, j * this.rowBytes), rows[i] * this.rowBytes, this.path);
       i = j;
     }
-    return out;
+    return bytes;
   }
-  close(): void {
-    closeSync(this.fd);
+  /** Rows in `rows` order as f32: [rows.length, dim]. */
+  read(rows: readonly number[]): Float32Array {
+    return decodeVectors(this.readRaw(rows), this.dtype, this.dim);
   }
 }
 
-/** Up to this many bytes of meta.jsonl are held in memory; larger files are read row by row. */
+/** Up to this many bytes of metadata are held in memory; larger files are read row by row. */
 const META_IN_MEMORY_BYTES = 64 * 1024 * 1024;
 const META_CACHE_ROWS = 200_000;
 
 /** Append-only metadata lines with an offset index: row r spans [end[r-1], end[r]). */
 export class MetaStore {
-  private readonly fd: number;
   private readonly ends: Float64Array; // [rows]
   private readonly whole?: Buffer;
   /** Parsed rows: a dense array when the whole file is in memory, a bounded map otherwise. */
   private readonly parsed?: (PairMeta | undefined)[];
   private readonly cache = new Map<number, PairMeta>();
   constructor(
-    private readonly dir: string,
+    private readonly fd: number,
+    private readonly path: string,
+    idxFd: number,
+    idxPath: string,
     readonly rows: number,
     metaBytes: number,
   ) {
-    const idxPath = join(dir, KB_FILES.metaIndex);
     const idxBytes = new Uint8Array(rows * 8);
-    const idxFd = openSync(idxPath, 'r');
-    try {
-      preadExact(idxFd, idxBytes, 0, idxPath);
-    } finally {
-      closeSync(idxFd);
-    }
+    preadExact(idxFd, idxBytes, 0, idxPath);
     const view = new DataView(idxBytes.buffer);
     this.ends = new Float64Array(rows);
     for (let r = 0; r < rows; r++) this.ends[r] = Number(view.getBigUint64(r * 8, true));
-    this.fd = openSync(join(dir, KB_FILES.meta), 'r');
     if (metaBytes <= META_IN_MEMORY_BYTES) {
       this.whole = Buffer.alloc(metaBytes);
-      preadExact(this.fd, this.whole, 0, join(dir, KB_FILES.meta));
+      preadExact(this.fd, this.whole, 0, path);
       this.parsed = new Array(rows);
     }
+  }
+  /** Metadata line of a row (start offset, bytes). */
+  span(row: number): [number, number] {
+    const start = row === 0 ? 0 : this.ends[row - 1];
+    return [start, this.ends[row] - start];
+  }
+  rawLine(row: number): Buffer {
+    const [start, length] = this.span(row);
+    if (this.whole) return this.whole.subarray(start, start + length);
+    const buf = Buffer.alloc(length);
+    preadExact(this.fd, buf, start, this.path);
+    return buf;
   }
   get(row: number): PairMeta {
     const hit = this.parsed ? this.parsed[row] : this.cache.get(row);
     if (hit) return hit;
-    if (!Number.isInteger(row) || row < 0 || row >= this.rows) throw new RetformerError(`${this.dir}: row ${row} out of range (0..${this.rows - 1})`);
-    const start = row === 0 ? 0 : this.ends[row - 1];
-    const end = this.ends[row];
-    let text: string;
-    if (this.whole) text = this.whole.toString('utf8', start, end);
-    else {
-      const buf = Buffer.alloc(end - start);
-      preadExact(this.fd, buf, start, join(this.dir, KB_FILES.meta));
-      text = buf.toString('utf8');
+    if (!Number.isInteger(row) || row < 0 || row >= this.rows) throw new RetformerError(`${this.path}: row ${row} out of range (0..${this.rows - 1})`);
+    let meta: PairMeta;
+    try {
+      meta = JSON.parse(this.rawLine(row).toString('utf8')) as PairMeta;
+    } catch {
+      throw new RetformerError(`${this.path}: row ${row}: unreadable metadata (corrupt knowledge base; rebuild it with retformer kb build)`);
     }
-    const meta = JSON.parse(text) as PairMeta;
     if (this.parsed) this.parsed[row] = meta;
     else {
       if (this.cache.size >= META_CACHE_ROWS) this.cache.clear();
@@ -109,76 +95,13 @@ export class MetaStore {
     }
     return meta;
   }
-  close(): void {
-    closeSync(this.fd);
-  }
-}
-
-/** Is a process with this pid alive? */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** The pid holding the KB's write lock, if that process still runs. */
-export function liveWriter(dir: string): number | undefined {
-  const path = join(dir, KB_FILES.lock);
-  if (!existsSync(path)) return undefined;
-  let pid = Number.NaN;
-  try {
-    pid = Number(readFileSyncSafe(path).trim());
-  } catch {
-    return undefined;
-  }
-  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid) ? pid : undefined;
-}
-
-function readFileSyncSafe(path: string): string {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(64);
-    const n = readSync(fd, buf, 0, 64, 0);
-    return buf.toString('utf8', 0, n);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Take the single-writer lock (a `lock` file holding our pid); a lock left by a dead process is taken over. */
-export function acquireWriteLock(dir: string): () => void {
-  const path = join(dir, KB_FILES.lock);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeFileSync(fd, `${process.pid}\n`);
-      fsyncSync(fd);
-      closeSync(fd);
-      return () => {
-        try {
-          unlinkSync(path);
-        } catch {
-          // already gone
-        }
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = liveWriter(dir);
-      if (pid !== undefined) throw new RetformerError(`${dir}: another process (pid ${pid}) is writing this knowledge base; try again when it ends`);
-      unlinkSync(path);
-    }
-  }
-  throw new RetformerError(`${dir}: cannot take the write lock`);
 }
 
 function truncateTo(path: string, length: number): void {
   const fd = openSync(path, 'r+');
   try {
     const size = fstatSync(fd).size;
-    if (size < length) throw new RetformerError(`${path}: ${size} bytes but the manifest commits ${length} (corrupt knowledge base)`);
+    if (size < length) throw new RetformerError(`${path}: ${size} bytes but the manifest commits ${length} (corrupt knowledge base; rebuild it with retformer kb build)`);
     if (size > length) {
       ftruncateSync(fd, length);
       fsyncSync(fd);
@@ -188,21 +111,35 @@ function truncateTo(path: string, length: number): void {
   }
 }
 
+/** Does the folder hold anything past its committed state (a crashed writer's leftovers)? */
+export function needsRecovery(dir: string, m: FileKbManifest): boolean {
+  for (const name of appendOnlyFiles(m)) {
+    try {
+      const fd = openSync(join(dir, name), 'r');
+      try {
+        if (fstatSync(fd).size !== committedBytes(m, name)) return true;
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return false; // a missing file is for the reader to report, not for recovery to fix
+    }
+  }
+  const keep = new Set([...namedFiles(m), ...m.folder.previous]);
+  return readdirSync(dir).some((n) => isGenerationFile(n) && !keep.has(n));
+}
+
 /**
  * Bring the folder back to exactly the committed state the manifest names: cut uncommitted tails
- * off the append-only files, delete index/tombstone/temp files of generations that never
- * committed or were superseded. Call only while holding the write lock.
+ * off the append-only files, delete data/index/tombstone/temp files that neither the committed
+ * generation nor the previous one (kept for readers) names. Call only while holding the write lock.
  */
 export function recoverToManifest(dir: string, manifest: FileKbManifest): void {
-  const vecBytes = manifest.rows * manifest.dim * 4;
-  truncateTo(join(dir, KB_FILES.imageVectors), vecBytes);
-  truncateTo(join(dir, KB_FILES.textVectors), vecBytes);
-  truncateTo(join(dir, KB_FILES.meta), manifest.metaBytes);
-  truncateTo(join(dir, KB_FILES.metaIndex), manifest.rows * 8);
-  const live = new Set([manifest.files.imageIndex, manifest.files.textIndex, manifest.files.tombstones]);
+  for (const name of appendOnlyFiles(manifest)) truncateTo(join(dir, name), committedBytes(manifest, name));
+  const keep = new Set([...namedFiles(manifest), ...manifest.folder.previous]);
   let removedAny = false;
   for (const name of readdirSync(dir)) {
-    if (isGenerationFile(name) && !live.has(name)) {
+    if (isGenerationFile(name) && !keep.has(name)) {
       unlinkSync(join(dir, name));
       removedAny = true;
     }

@@ -129,7 +129,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     kb ??= await openKnowledgeBase(kbDir!);
     encoder ??= await openKbEncoder(kbDir!);
     if (encoder.id !== kb.encoderId) throw new RetformerError(`encoder "${encoder.id}" does not match the KB's encoder "${kb.encoderId}"`);
-    const kbInfo: RunKbInfo = { dir: kbDir, encoderId: kb.encoderId, generation: kb.manifest.generation, dim: kb.dim, size: kb.size };
+    const kbInfo: RunKbInfo = { spec: kbDir, dir: kbDir, kbId: typeof kb.manifest.kbId === 'string' ? kb.manifest.kbId : undefined, encoderId: kb.encoderId, generation: kb.manifest.generation, dim: kb.dim, size: kb.size };
     if (resuming) {
       const saved = readJson<RunKbInfo>(join(runDir, RUN_FILES.kb), 'KB of the run');
       if (saved.encoderId !== kb.encoderId) throw new RetformerError(`${kbDir ?? 'KB'}: encoder "${kb.encoderId}" differs from the run's "${saved.encoderId}" (${join(runDir, RUN_FILES.kb)})`);

@@ -17,8 +17,12 @@ export const RUN_FILES = {
 
 /** RUN_DIR/kb.json: which KB and encoder the run was trained with. */
 export interface RunKbInfo {
-  /** Absolute KB folder (absent when trained on an in-memory KB). */
+  /** KB spec as the registry opens it (a folder path or a backend URL); absent when trained on an in-memory KB. */
+  spec?: string;
+  /** Absolute KB folder (format written before KB specs; kept for readers of older runs). */
   dir?: string;
+  /** The KB's id (made at creation; with `generation` it identifies the KB's content). */
+  kbId?: string;
   encoderId: string;
   generation: number;
   dim: number;

@@ -4,8 +4,8 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { createEncoder, parseEncoderSpec } from '../../encoders/registry.ts';
 import type { Encoder } from '../../encoders/types.ts';
-import { addPairsCsv, buildKnowledgeBase, DEFAULT_BATCH_SIZE, type FileKbManifest, openKbEncoder, openKnowledgeBase } from '../../kb/index.ts';
-import type { Neighbour } from '../../kb/types.ts';
+import { addPairsCsv, buildKnowledgeBase, DEFAULT_BATCH_SIZE, FileKnowledgeBase, openKnowledgeBase } from '../../kb/index.ts';
+import { KB_DTYPES, type KbManifest, type Neighbour, type WritableKnowledgeBase } from '../../kb/types.ts';
 import { RetformerError } from '../../util/errors.ts';
 import { parseFlags } from '../parse-flags.ts';
 
@@ -20,9 +20,12 @@ const buildSchema = z.object({
   seed: intOpt(0).default(0),
   batchSize: intOpt(1).default(DEFAULT_BATCH_SIZE),
   threads: intOpt(0).default(1),
+  dtype: z.enum(KB_DTYPES).default('f32'),
   quiet: z.boolean().default(false),
   json: z.boolean().default(false),
 });
+
+const compactSchema = z.object({ kb: z.string(), threads: intOpt(0).default(1), json: z.boolean().default(false) });
 
 const addSchema = z.object({
   kb: z.string(),
@@ -48,19 +51,26 @@ const searchSchema = z.object({
   json: z.boolean().default(false),
 });
 
-function printManifestSummary(m: FileKbManifest, dir: string, diskBytes: number): void {
+function printManifestSummary(kb: WritableKnowledgeBase, diskBytes: number | undefined): void {
+  const m = kb.manifest;
+  const labels = (m.labels as string[] | undefined) ?? [];
   const lines = [
-    `knowledge base  ${dir}`,
-    `format          v${m.formatVersion}, generation ${m.generation}`,
-    `encoder         ${m.encoder.id} (${m.encoder.kind}), checksum ${m.encoderChecksum}`,
-    `vectors         ${m.count} live pairs (${m.rows} rows, ${m.removed} removed), dim ${m.dim}, ${m.dtype}`,
-    `labels          ${m.labels.length}${m.labels.length > 0 ? ` (${m.labels.slice(0, 10).join(', ')}${m.labels.length > 10 ? ', ...' : ''})` : ''}`,
-    `index           HNSW ${m.index.metric}, connectivity ${m.index.connectivity}, expansion add ${m.index.expansionAdd} / search ${m.index.expansionSearch}`,
-    `files           ${m.files.imageIndex}, ${m.files.textIndex}${m.files.tombstones ? `, ${m.files.tombstones}` : ''}`,
-    `disk            ${(diskBytes / 1024 / 1024).toFixed(2)} MiB`,
-    `created         ${m.createdAt}`,
-    `updated         ${m.updatedAt}`,
+    `knowledge base  ${kb.spec}`,
+    `format          v${m.formatVersion}, generation ${m.generation}${typeof m.kbId === 'string' ? `, id ${m.kbId}` : ''}`,
+    `encoder         ${m.encoder.id} (${m.encoder.kind}), checksum ${String(m.encoderChecksum)}`,
+    `vectors         ${m.count} live pairs, dim ${m.dim}, ${m.dtype}`,
+    `labels          ${labels.length}${labels.length > 0 ? ` (${labels.slice(0, 10).join(', ')}${labels.length > 10 ? ', ...' : ''})` : ''}`,
   ];
+  if (kb instanceof FileKnowledgeBase) {
+    const f = kb.manifest.folder;
+    lines.push(
+      `rows            ${f.rows} (${f.removed} removed${f.removed > 0 ? '; retformer kb compact drops them' : ''})`,
+      `index           HNSW ${f.index.metric} ${m.dtype}, connectivity ${f.index.connectivity}, expansion add ${f.index.expansionAdd} / search ${f.index.expansionSearch}`,
+      `files           ${[f.files.imageIndex, f.files.textIndex, f.files.tombstones].filter(Boolean).join(', ')}`,
+    );
+  }
+  if (diskBytes !== undefined) lines.push(`disk            ${(diskBytes / 1024 / 1024).toFixed(2)} MiB${m.count > 0 ? `, ${Math.round(diskBytes / m.count)} bytes per pair` : ''}`);
+  lines.push(`created         ${m.createdAt}`, `updated         ${m.updatedAt}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
@@ -85,18 +95,18 @@ function printNeighbours(list: Neighbour[]): void {
 }
 
 /** The encoder for a search query: the KB's own, or the one --encoder names (a different one is refused by the KB). */
-async function queryEncoder(kbDir: string, manifest: FileKbManifest, spec: string | undefined): Promise<Encoder> {
-  if (spec === undefined) return openKbEncoder(kbDir);
+async function queryEncoder(kb: WritableKnowledgeBase, manifest: KbManifest, spec: string | undefined): Promise<Encoder> {
+  if (spec === undefined) return kb.openEncoder();
   const parsed = parseEncoderSpec(spec);
   if (parsed.kind === 'embedded') {
     if (manifest.encoder.kind !== 'embedded') throw new RetformerError(`--encoder embedded differs from the knowledge base's encoder "${manifest.encoder.id}" (${manifest.encoder.kind}); drop --encoder to use the KB's own`);
-    return openKbEncoder(kbDir);
+    return kb.openEncoder();
   }
   return createEncoder(parsed, {});
 }
 
 export function registerKbCommands(program: Command): void {
-  const kb = program.command('kb').description('Image-text knowledge base: build, add, remove, search, stats');
+  const kb = program.command('kb').description('Image-text knowledge base: build, add, remove, search, stats, compact');
 
   kb.command('build')
     .description('Embed every (image, text) pair of a CSV with a frozen encoder and index both modalities')
@@ -106,11 +116,12 @@ export function registerKbCommands(program: Command): void {
     .option('--seed <n>', 'seed for encoders that fit', '0')
     .option('--batch-size <n>', 'pairs embedded per batch (bounds memory)', String(DEFAULT_BATCH_SIZE))
     .option('--threads <n>', 'HNSW insertion threads: 1 gives the same index on every run, 0 uses all cores (faster, not reproducible)', '1')
+    .option('--dtype <t>', 'storage precision of vectors and indexes: f32 | f16 | i8', 'f32')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print the manifest as JSON')
     .action(async (raw) => {
       const o = parseFlags(buildSchema, raw);
-      const m = await buildKnowledgeBase({ pairsCsv: o.pairs, out: o.out, encoderSpec: o.encoder, seed: o.seed, batchSize: o.batchSize, indexThreads: o.threads, quiet: o.quiet || o.json });
+      const m = await buildKnowledgeBase({ pairsCsv: o.pairs, out: o.out, encoderSpec: o.encoder, seed: o.seed, batchSize: o.batchSize, indexThreads: o.threads, dtype: o.dtype, quiet: o.quiet || o.json });
       if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else process.stdout.write(`built ${o.out}: ${m.count} pairs, dim ${m.dim}, encoder ${m.encoder.id}\n`);
     });
@@ -126,10 +137,9 @@ export function registerKbCommands(program: Command): void {
     .option('--json', 'print the new manifest as JSON')
     .action(async (raw) => {
       const o = parseFlags(addSchema, raw);
-      const before = (await openKnowledgeBase(o.kb)).manifest.count;
-      const m = await addPairsCsv(o.kb, o.pairs, { allowNewLabels: o.allowNewLabels, batchSize: o.batchSize, indexThreads: o.threads, quiet: o.quiet || o.json });
-      if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
-      else process.stdout.write(`added ${m.count - before} pairs to ${o.kb}: ${m.count} pairs, generation ${m.generation}\n`);
+      const { manifest: m, added } = await addPairsCsv(o.kb, o.pairs, { allowNewLabels: o.allowNewLabels, batchSize: o.batchSize, indexThreads: o.threads, quiet: o.quiet || o.json });
+      if (o.json) process.stdout.write(`${JSON.stringify({ ...m, added }, null, 2)}\n`);
+      else process.stdout.write(`added ${added} pairs to ${o.kb}: ${m.count} pairs, generation ${m.generation}\n`);
     });
 
   kb.command('remove')
@@ -153,10 +163,17 @@ export function registerKbCommands(program: Command): void {
       if (ids.length === 0) throw new RetformerError('kb remove: give --id ID (repeatable) or --ids-file FILE');
       const store = await openKnowledgeBase(o.kb);
       try {
-        const before = store.size;
-        const m = await store.remove(ids);
-        if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
-        else process.stdout.write(`removed ${before - m.count} pairs from ${o.kb}: ${m.count} pairs, generation ${m.generation}\n`);
+        const writer = await store.beginWrite();
+        try {
+          await writer.remove(ids);
+        } catch (err) {
+          await writer.abort();
+          throw err;
+        }
+        const removed = writer.pending.removed;
+        const m = await writer.commit();
+        if (o.json) process.stdout.write(`${JSON.stringify({ ...m, removed }, null, 2)}\n`);
+        else process.stdout.write(`removed ${removed} pairs from ${o.kb}: ${m.count} pairs, generation ${m.generation}\n`);
       } finally {
         await store.close();
       }
@@ -177,7 +194,7 @@ export function registerKbCommands(program: Command): void {
       const o = parseFlags(searchSchema, raw);
       if ((o.image === undefined) === (o.text === undefined)) throw new RetformerError('kb search: give exactly one of --image FILE or --text "..."');
       const store = await openKnowledgeBase(o.kb);
-      const encoder = await queryEncoder(o.kb, store.manifest, o.encoder);
+      const encoder = await queryEncoder(store, store.manifest, o.encoder);
       try {
         const query = o.image !== undefined ? await encoder.embedImages([o.image]) : await encoder.embedTexts([o.text as string]); // [1, dim]
         const modality = o.modality ?? (o.image !== undefined ? 'image' : 'text');
@@ -205,9 +222,28 @@ export function registerKbCommands(program: Command): void {
     .action(async (raw: { kb: string; json?: boolean }) => {
       const store = await openKnowledgeBase(raw.kb);
       try {
-        const disk = diskUsage(store.dir);
-        if (raw.json) process.stdout.write(`${JSON.stringify({ ...store.manifest, dir: store.dir, diskBytes: disk }, null, 2)}\n`);
-        else printManifestSummary(store.manifest, store.dir, disk);
+        const disk = store instanceof FileKnowledgeBase ? diskUsage(store.dir) : undefined;
+        const perPair = disk !== undefined && store.size > 0 ? Math.round(disk / store.size) : undefined;
+        if (raw.json) process.stdout.write(`${JSON.stringify({ ...store.manifest, spec: store.spec, diskBytes: disk, bytesPerPair: perPair }, null, 2)}\n`);
+        else printManifestSummary(store, disk);
+      } finally {
+        await store.close();
+      }
+    });
+
+  kb.command('compact')
+    .description('Rewrite vectors, metadata and indexes without removed pairs; atomic. Row keys are renumbered (the generation changes, so cached retrievals are recomputed)')
+    .requiredOption('--kb <dir>', 'knowledge base folder')
+    .option('--threads <n>', 'HNSW insertion threads: 1 gives the same index on every run, 0 uses all cores', '1')
+    .option('--json', 'print the new manifest as JSON')
+    .action(async (raw) => {
+      const o = parseFlags(compactSchema, raw);
+      const store = await openKnowledgeBase(o.kb);
+      try {
+        const before = store instanceof FileKnowledgeBase ? store.rows : undefined;
+        const m = store instanceof FileKnowledgeBase ? await store.compact({ indexThreads: o.threads }) : await store.compact();
+        if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+        else process.stdout.write(`compacted ${o.kb}: ${m.count} pairs${before !== undefined ? ` (${before - m.count} removed rows dropped)` : ''}, generation ${m.generation}\n`);
       } finally {
         await store.close();
       }

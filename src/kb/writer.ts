@@ -1,0 +1,278 @@
+import { closeSync, fsyncSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { RetformerError } from '../util/errors.ts';
+import { fsyncPath, writeJsonAtomic } from '../util/fs.ts';
+import { encodeVectors } from './codec.ts';
+import { crashPoint } from './crash-point.ts';
+import { appendOnlyFiles, committedBytes, DTYPE_BYTES, type FileCheck, type FileKbManifest, fileDigestAt, indexFileName, KB_FILES, namedFiles, tombstoneFileName } from './format.ts';
+import type { HnswIndex } from './hnsw.ts';
+import { writeAll } from './io.ts';
+import type { EmbeddedPair, KbManifest, KbWriter, WriteOptions } from './types.ts';
+
+/** Says where pair i came from in error messages, e.g. "pairs.csv:12". */
+export type Locate = (i: number) => string;
+
+/** What a folder writer needs from its KB: the committed state under the lock, and what to do when done. */
+export interface WriterHost {
+  readonly dir: string;
+  readonly base: FileKbManifest;
+  readonly tombstones: ReadonlySet<number>;
+  /** Live ids -> row of the committed state (the writer updates its own copy). */
+  readonly liveIds: Map<string, number>;
+  /** The committed index of a modality, loaded (not viewed) so that it can grow. */
+  loadIndex(modality: 'image' | 'text'): HnswIndex;
+  /** After commit (next = the new manifest) or abort (undefined): release the lock, reload. */
+  finish(next: FileKbManifest | undefined): Promise<void>;
+}
+
+/**
+ * One write transaction on a KB folder: appended pairs go past the committed lengths of the
+ * append-only files and into in-memory copies of the indexes; removes collect rows to tombstone.
+ * Nothing is visible until `commit()` saves new index/tombstone files and atomically replaces
+ * the manifest. A crash (or `abort()`) before that leaves the old state. Holds the write lock.
+ */
+export class FolderWriter implements KbWriter {
+  private rows: number;
+  private metaBytes: number;
+  private readonly labels: Set<string>;
+  private fds?: { image: number; text: number; meta: number; metaIndex: number };
+  private indexes?: { image: HnswIndex; text: HnswIndex };
+  private readonly removedRows = new Set<number>();
+  private done = false;
+  readonly pending = { added: 0, removed: 0 };
+
+  constructor(
+    private readonly host: WriterHost,
+    private readonly options: WriteOptions = {},
+  ) {
+    this.rows = host.base.folder.rows;
+    this.metaBytes = host.base.folder.metaBytes;
+    this.labels = new Set(host.base.labels);
+  }
+
+  private get base(): FileKbManifest {
+    return this.host.base;
+  }
+
+  private checkOpen(): void {
+    if (this.done) throw new RetformerError(`${this.host.dir}: this write was already committed or aborted`);
+  }
+
+  private openFds(): { image: number; text: number; meta: number; metaIndex: number } {
+    if (!this.fds) {
+      const f = this.base.folder.files;
+      const open = (name: string) => openSync(join(this.host.dir, name), 'r+');
+      this.fds = { image: open(f.imageVectors), text: open(f.textVectors), meta: open(f.meta), metaIndex: open(f.metaIndex) };
+    }
+    return this.fds;
+  }
+
+  /** Validate a batch completely, then write it. Throws (writing nothing of the batch) on the first bad pair. */
+  async append(pairs: readonly EmbeddedPair[], locate: Locate = (i) => `pair ${i + 1}`): Promise<void> {
+    this.checkOpen();
+    const dim = this.base.dim;
+    const image = new Float32Array(pairs.length * dim); // [n, dim]
+    const text = new Float32Array(pairs.length * dim); // [n, dim]
+    const batchIds = new Set<string>();
+    const live = this.host.liveIds;
+    pairs.forEach((p, i) => {
+      const where = locate(i);
+      const { id, label } = p.meta;
+      if (typeof id !== 'string' || id === '') throw new RetformerError(`${where}: empty id`);
+      if (live.has(id) || batchIds.has(id)) throw new RetformerError(`${where}: duplicate id "${id}" (ids must be unique in the knowledge base)`);
+      batchIds.add(id);
+      if (label !== undefined && !this.labels.has(label) && !this.options.allowNewLabels) {
+        const known = this.labels.size === 0 ? 'the knowledge base has no labels' : `known: ${[...this.labels].slice(0, 8).join(', ')}${this.labels.size > 8 ? ', ...' : ''}`;
+        throw new RetformerError(`${where}: unknown label "${label}" (${known}; pass --allow-new-labels to add it)`);
+      }
+      copyChecked(p.imageVector, image, i, dim, `${where}: image vector`);
+      copyChecked(p.textVector, text, i, dim, `${where}: text vector`);
+    });
+    const n = pairs.length;
+    if (n === 0) return;
+    const fds = this.openFds();
+    this.indexes ??= { image: this.host.loadIndex('image'), text: this.host.loadIndex('text') };
+    const rowBytes = dim * DTYPE_BYTES[this.base.dtype];
+    writeAll(fds.image, encodeVectors(image, this.base.dtype), this.rows * rowBytes);
+    writeAll(fds.text, encodeVectors(text, this.base.dtype), this.rows * rowBytes);
+    const lines = pairs.map((p) => Buffer.from(`${JSON.stringify(cleanMeta(p.meta))}\n`, 'utf8'));
+    const ends = new DataView(new ArrayBuffer(n * 8)); // [n] u64 end offsets
+    let end = this.metaBytes;
+    lines.forEach((l, i) => {
+      end += l.byteLength;
+      ends.setBigUint64(i * 8, BigInt(end), true);
+    });
+    writeAll(fds.meta, Buffer.concat(lines), this.metaBytes);
+    writeAll(fds.metaIndex, new Uint8Array(ends.buffer), this.rows * 8);
+    const keys = new BigUint64Array(n);
+    for (let i = 0; i < n; i++) keys[i] = BigInt(this.rows + i);
+    const threads = this.options.indexThreads ?? 1;
+    this.indexes.image.add(keys, image, threads);
+    this.indexes.text.add(keys, text, threads);
+    pairs.forEach((p, i) => {
+      live.set(p.meta.id, this.rows + i);
+      if (p.meta.label !== undefined) this.labels.add(p.meta.label);
+    });
+    const first = this.rows === this.base.folder.rows;
+    this.rows += n;
+    this.metaBytes = end;
+    this.pending.added += n;
+    if (first) crashPoint('add:after-first-batch');
+  }
+
+  async remove(ids: readonly string[]): Promise<void> {
+    this.checkOpen();
+    const rows: number[] = [];
+    for (const id of ids) {
+      const row = this.host.liveIds.get(id);
+      if (row === undefined) throw new RetformerError(`${this.host.dir}: unknown id "${id}" (not in the knowledge base, or already removed)`);
+      rows.push(row);
+    }
+    for (const [i, row] of rows.entries()) {
+      this.host.liveIds.delete(ids[i]);
+      this.removedRows.add(row);
+    }
+    this.pending.removed = this.removedRows.size;
+  }
+
+  /** Make the changes durable and visible: fsync data, write new index / tombstone files, replace the manifest. */
+  async commit(): Promise<KbManifest> {
+    this.checkOpen();
+    this.done = true;
+    let next: FileKbManifest | undefined;
+    try {
+      next = this.writeGeneration();
+    } catch (err) {
+      this.closeFds(false);
+      await this.host.finish(undefined);
+      throw err;
+    }
+    await this.host.finish(next);
+    return next;
+  }
+
+  private writeGeneration(): FileKbManifest {
+    const base = this.base;
+    const dir = this.host.dir;
+    const appended = this.rows > base.folder.rows;
+    const first = base.generation === 0;
+    if (!appended && this.removedRows.size === 0 && !first) {
+      this.closeFds(false);
+      return base;
+    }
+    this.closeFds(true);
+    const generation = base.generation + 1;
+    const files = { ...base.folder.files };
+    if (appended || first) {
+      crashPoint('add:before-index-save');
+      this.indexes ??= { image: this.host.loadIndex('image'), text: this.host.loadIndex('text') };
+      files.imageIndex = indexFileName('image', generation);
+      files.textIndex = indexFileName('text', generation);
+      this.indexes.image.save(join(dir, files.imageIndex));
+      fsyncPath(join(dir, files.imageIndex));
+      this.indexes.text.save(join(dir, files.textIndex));
+      fsyncPath(join(dir, files.textIndex));
+      crashPoint('add:before-manifest');
+    }
+    let removed = base.folder.removed;
+    if (this.removedRows.size > 0) {
+      const all = [...new Set([...this.host.tombstones, ...this.removedRows])].sort((a, b) => a - b);
+      removed = all.length;
+      files.tombstones = tombstoneFileName(generation);
+      writeJsonAtomic(join(dir, files.tombstones), all);
+      crashPoint('remove:before-manifest');
+    }
+    const next: FileKbManifest = {
+      ...base,
+      formatVersion: 2,
+      generation,
+      count: this.rows - removed,
+      labels: [...this.labels].sort(),
+      updatedAt: new Date().toISOString(),
+      folder: { ...base.folder, rows: this.rows, removed, metaBytes: this.metaBytes, files, checks: {}, previous: [] },
+    };
+    next.folder.checks = fileChecks(dir, next, base);
+    writeManifestSwap(dir, base, next);
+    crashPoint(appended || first ? 'add:after-manifest' : 'remove:after-manifest');
+    deleteOlderGenerations(dir, base, next);
+    return next;
+  }
+
+  /** Give up: the appended tail stays uncommitted (cut off by the next writer or open). */
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.closeFds(false);
+    await this.host.finish(undefined);
+  }
+
+  private closeFds(sync: boolean): void {
+    if (!this.fds) return;
+    for (const fd of Object.values(this.fds)) {
+      if (sync) fsyncSync(fd);
+      closeSync(fd);
+    }
+    this.fds = undefined;
+  }
+}
+
+/** Size and digest of each file `next` names; unchanged files keep the digest `base` recorded. */
+export function fileChecks(dir: string, next: FileKbManifest, base?: FileKbManifest): Record<string, FileCheck> {
+  const appendOnly = new Set(appendOnlyFiles(next));
+  const checks: Record<string, FileCheck> = {};
+  for (const name of namedFiles(next)) {
+    const bytes = appendOnly.has(name) ? committedBytes(next, name) : undefined;
+    const old = base?.folder.checks[name];
+    if (old && base && namedFiles(base).includes(name) && (bytes === undefined || old.bytes === bytes)) {
+      checks[name] = old;
+      continue;
+    }
+    const path = join(dir, name);
+    const length = bytes ?? statSync(path).size;
+    checks[name] = { bytes: length, digest: fileDigestAt(path, length) };
+  }
+  return checks;
+}
+
+
+/** Keep the files of `base` that `next` no longer names (readers of the previous manifest may still open them). */
+export function writeManifestSwap(dir: string, base: FileKbManifest, next: FileKbManifest): void {
+  const named = new Set(namedFiles(next));
+  next.folder.previous = namedFiles(base).filter((n) => !named.has(n));
+  writeJsonAtomic(join(dir, KB_FILES.manifest), next);
+}
+
+/** After a commit: delete the files of generations before the previous one. */
+export function deleteOlderGenerations(dir: string, base: FileKbManifest, next: FileKbManifest): void {
+  const keep = new Set([...namedFiles(next), ...next.folder.previous]);
+  let any = false;
+  for (const f of base.folder.previous) {
+    if (keep.has(f)) continue;
+    try {
+      unlinkSync(join(dir, f));
+      any = true;
+    } catch {
+      // already gone
+    }
+  }
+  if (any) fsyncPath(dir);
+}
+
+function cleanMeta(m: EmbeddedPair['meta']): EmbeddedPair['meta'] {
+  return m.label === undefined ? { id: m.id, text: m.text, source: m.source } : { id: m.id, text: m.text, source: m.source, label: m.label };
+}
+
+/** Copy one vector into row i of out, refusing wrong length, NaN/Inf and zero vectors; re-normalises to unit length. */
+function copyChecked(v: Float32Array, out: Float32Array, i: number, dim: number, what: string): void {
+  if (!(v instanceof Float32Array) || v.length !== dim) throw new RetformerError(`${what} has ${v?.length ?? 0} values, expected ${dim} (wrong dimension)`);
+  let s = 0;
+  for (let j = 0; j < dim; j++) {
+    const x = v[j];
+    if (!Number.isFinite(x)) throw new RetformerError(`${what} contains ${x} at position ${j} (NaN or infinite value)`);
+    s += x * x;
+  }
+  if (s === 0) throw new RetformerError(`${what} is all zeros (cannot be normalised)`);
+  const inv = 1 / Math.sqrt(s);
+  const off = i * dim;
+  for (let j = 0; j < dim; j++) out[off + j] = v[j] * inv;
+}
