@@ -40,8 +40,9 @@ export interface RunningServer {
 export function runKbSpec(runDir: string, override?: string): string {
   if (override !== undefined) return override.includes('://') ? override : resolve(override);
   const info = readJson<RunKbInfo>(join(runDir, RUN_FILES.kb), 'KB of the run');
-  if (!info.dir) throw new RetformerError(`${runDir}: the run was trained on an in-memory KB; give the KB to serve with --kb`);
-  return info.dir;
+  const spec = info.spec ?? info.dir;
+  if (!spec) throw new RetformerError(`${runDir}: the run was trained on an in-memory KB; give the KB to serve with --kb`);
+  return spec;
 }
 
 /** Open the run's predictor over a writable KB shared with the service. */

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPixelsEncoder } from '../../src/encoders/baseline/pixels.ts';
 import type { Encoder, ImageSource } from '../../src/encoders/types.ts';
@@ -191,4 +191,39 @@ export async function makeServeFixture(options: { n?: number; seed?: number; col
     pictures,
     png: (colour, shape = 'square', seed = 99) => shapePng(COLOURS[colour], shape, new Rng(seed)),
   };
+}
+
+export interface TrainedServeFixture {
+  dir: string;
+  runDir: string;
+  kbDir: string;
+  /** A fresh PNG of this colour and shape (seeded noise). */
+  png(colour: keyof typeof COLOURS, shape?: (typeof SHAPES)[number], seed?: number): Promise<Buffer>;
+}
+
+/**
+ * A real trained run over a real file KB, made in a few seconds: coloured shapes (label = colour,
+ * text = "a <colour> <shape>"), `encoder` (pixels by default; embedded fits on the KB pairs), a
+ * RetFormer full run trained for a couple of epochs at a tiny width.
+ */
+export async function makeTrainedServeFixture(options: { encoder?: 'pixels' | 'embedded'; kbPairs?: number; trainPairs?: number; seed?: number } = {}): Promise<TrainedServeFixture> {
+  const { buildKnowledgeBase } = await import('../../src/kb/index.ts');
+  const { trainRun } = await import('../../src/train/index.ts');
+  const dir = tempDir('retformer-serve-run-');
+  const seed = options.seed ?? 3;
+  const kb = await writePairsFixture(dir, { n: options.kbPairs ?? 30, seed, prefix: 'kb' });
+  const train = await writePairsFixture(dir, { n: options.trainPairs ?? 45, seed: seed + 1, prefix: 'tr' });
+  const trainCsv = join(dir, 'train.csv');
+  writeFileSync(trainCsv, `path,label,text\n${train.pairs.map((p) => `${p.path},${p.label},${p.text}`).join('\n')}\n`);
+  const kbDir = join(dir, 'kb');
+  await buildKnowledgeBase({ pairsCsv: kb.csv, out: kbDir, encoderSpec: options.encoder ?? 'pixels', quiet: true, seed });
+  const runDir = join(dir, 'run');
+  await trainRun({
+    trainCsv,
+    kbDir,
+    outDir: runDir,
+    quiet: true,
+    config: { variant: 'full', epochs: 3, batchSize: 16, microBatch: 16, width: 16, heads: 2, layers: 1, hidden: 32, k: 4, seed, lr: 5e-3 },
+  });
+  return { dir, runDir, kbDir, png: (colour, shape = 'square', s = 99) => shapePng(COLOURS[colour], shape, new Rng(s)) };
 }
