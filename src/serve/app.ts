@@ -75,8 +75,15 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
     model: { id: modelId, variant: predictor.config.variant, encoder: encoder.id },
   });
 
+  // graceful shutdown: once closing, every answer ends its connection (an in-flight request's
+  // keep-alive socket would otherwise hold the process open for the keep-alive timeout)
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');
+    if (closing) reply.header('connection', 'close');
     return payload;
   });
   app.setErrorHandler((err, request, reply) => {
