@@ -202,6 +202,7 @@ describe('HTTP service: predictions, search, live KB edits', () => {
     assert.match(metrics.body, /retformer_http_request_duration_seconds_bucket\{le="0.1",route="\/predict",method="POST"\} \d+/);
     assert.match(metrics.body, new RegExp(`retformer_kb_pairs ${total}`));
     assert.match(metrics.body, new RegExp(`retformer_kb_generation ${fx.deps.kb.manifest.generation}`));
+    assert.match(metrics.body, /retformer_predict_batch_size_count [1-9]\d*/);
     assert.match(metrics.body, /retformer_model_info\{model="run-fake",variant="full",encoder="pixels-v1"\} 1/);
 
     const doc = json<{ openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>> }>(await app.inject({ method: 'GET', url: '/openapi.json' }));

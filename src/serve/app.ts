@@ -50,7 +50,6 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
   const modelId = deps.modelId ?? basename(predictor.runDir);
   const gate = new ReadWriteGate();
   const kbs = new KbService({ kb, encoder, gate, uploadsDir: deps.uploadsDir, maxPixels: limits.maxPixels });
-  const batcher = new PredictBatcher({ encoder, gate, maxBatch: limits.maxBatch, classifyEmbeddings: (e, o) => predictor.classifyEmbeddings(e, o) });
   const b64 = (n: number) => Math.ceil((n * 4) / 3) + 64 * 1024;
 
   const app = Fastify({
@@ -68,12 +67,13 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: limits.maxUploadBytes }, (_req, body, done) => done(null, body));
   }
 
-  const registry = installMetrics(app, {
+  const { registry, observeBatch } = installMetrics(app, {
     kbSize: () => kb.size,
     kbGeneration: () => kb.manifest.generation,
     pendingWrites: () => kbs.pendingWrites,
     model: { id: modelId, variant: predictor.config.variant, encoder: encoder.id },
   });
+  const batcher = new PredictBatcher({ encoder, gate, maxBatch: limits.maxBatch, classifyEmbeddings: (e, o) => predictor.classifyEmbeddings(e, o), onBatch: observeBatch });
 
   // graceful shutdown: once closing, every answer ends its connection (an in-flight request's
   // keep-alive socket would otherwise hold the process open for the keep-alive timeout)

@@ -19,6 +19,8 @@ export interface BatcherDeps {
   gate: ReadWriteGate;
   /** Most queries per forward pass. */
   maxBatch: number;
+  /** Called with the size of every batch run (metrics). */
+  onBatch?: (queries: number) => void;
 }
 
 /**
@@ -108,6 +110,7 @@ export class PredictBatcher {
     const predictions = await this.deps.gate.read(() => this.deps.classifyEmbeddings(queries, { top }));
     this.stats.batches++;
     this.stats.queries += live.length;
+    this.deps.onBatch?.(live.length);
     live.forEach((x, i) => {
       const p = predictions[i];
       x.w.resolve(p.top.length > x.w.top ? { ...p, top: p.top.slice(0, x.w.top) } : p);

@@ -13,7 +13,7 @@ export interface MetricsSources {
  * the tests, never share counters): requests and latency per route, KB size and generation,
  * the model's identity, and the process defaults (CPU, memory, event-loop lag).
  */
-export function installMetrics(app: FastifyInstance, sources: MetricsSources): Registry {
+export function installMetrics(app: FastifyInstance, sources: MetricsSources): { registry: Registry; observeBatch: (queries: number) => void } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'retformer_' });
   const requests = new Counter({
@@ -56,10 +56,17 @@ export function installMetrics(app: FastifyInstance, sources: MetricsSources): R
   const info = new Gauge({ name: 'retformer_model_info', help: 'The served model (value 1)', labelNames: ['model', 'variant', 'encoder'] as const, registers: [registry] });
   info.set({ model: sources.model.id, variant: sources.model.variant, encoder: sources.model.encoder }, 1);
 
+  const batches = new Histogram({
+    name: 'retformer_predict_batch_size',
+    help: 'Queries per forward pass (concurrent requests are batched together)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [registry],
+  });
+
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     requests.inc({ route, method: request.method, status: String(reply.statusCode) });
     latency.observe({ route, method: request.method }, reply.elapsedTime / 1000);
   });
-  return registry;
+  return { registry, observeBatch: (queries) => batches.observe(queries) };
 }
