@@ -170,7 +170,9 @@ describe('HTTP service: predictions, search, live KB edits', () => {
     const results = await Promise.all([...adds, ...reads]);
     for (const r of results) assert.ok(r.statusCode === 200 || r.statusCode === 201, r.body);
     assert.equal(fx.deps.kb.size, size0 + 12);
-    assert.equal(fx.deps.kb.manifest.generation, gen0 + 12);
+    // one generation per transaction; additions waiting together may share one (group commit)
+    const gen = fx.deps.kb.manifest.generation;
+    assert.ok(gen > gen0 && gen <= gen0 + 12, `generation ${gen0} -> ${gen}`);
     for (let i = 0; i < 12; i++) {
       const s = S.SearchOut.parse(json(await app.inject({ method: 'GET', url: `/kb/search?text=${encodeURIComponent(`red stripe ${i}`)}&k=1` })));
       assert.equal(s.neighbours[0].id, `load-${i}`);

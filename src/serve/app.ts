@@ -49,7 +49,7 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
   if (predictor.kb !== kb) throw new RetformerError('serve: the predictor must use the served KB instance (pass it as kbInstance)');
   const modelId = deps.modelId ?? basename(predictor.runDir);
   const gate = new ReadWriteGate();
-  const kbs = new KbService({ kb, encoder, gate, uploadsDir: deps.uploadsDir, maxPixels: limits.maxPixels });
+  const kbs = new KbService({ kb, encoder, gate, uploadsDir: deps.uploadsDir, maxPixels: limits.maxPixels, writes: deps.writes?.(kb) });
   const b64 = (n: number) => Math.ceil((n * 4) / 3) + 64 * 1024;
 
   const app = Fastify({
@@ -101,7 +101,7 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
     reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0].slice(0, 100)}` });
   });
   app.addHook('onClose', async () => {
-    await kbs.drain();
+    await kbs.close();
     await predictor.close();
     await kb.close();
   });

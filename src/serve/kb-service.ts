@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import type { Encoder } from '../encoders/types.ts';
 import type { EmbeddedPair, KbManifest, Modality, Neighbour, PairMeta, WritableKnowledgeBase } from '../kb/types.ts';
+import { inProcessWrites, type KbWriteRunner } from './kb-writes.ts';
 import { HttpError } from './errors.ts';
 import { type ReadWriteGate, SerialQueue } from './gate.ts';
 import type { CheckedImage } from './images.ts';
@@ -16,6 +17,8 @@ export interface KbServiceDeps {
   uploadsDir: string;
   /** Pixel limit for thumbnails decoded from stored sources. */
   maxPixels: number;
+  /** How writes are committed (default: through `kb` itself, the commit under the gate). */
+  writes?: KbWriteRunner;
 }
 
 export interface NewPair {
@@ -39,25 +42,42 @@ const THUMBNAIL_PX = 160;
 const THUMBNAIL_CACHE = 512;
 const META_CHUNK = 1024;
 
+interface PendingAdd {
+  pair: EmbeddedPair;
+  allowNewLabels: boolean;
+  resolve: (m: KbManifest) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Most pairs committed in one transaction (group commit). */
+const MAX_GROUP = 256;
+
 /**
  * The KB side of the service: searches (as gate readers), paging, thumbnails, and writes. Writes
- * run one at a time in this process (a queue in front of `beginWrite`), embed outside the lock,
- * and commit + refresh as the gate's writer, so the next prediction sees the change and no
- * prediction sees it half-made.
+ * run one transaction at a time in this process; pictures and texts are embedded before queueing;
+ * additions waiting together are committed as one transaction (group commit; if that fails, each
+ * is retried alone so one bad pair fails only its own request); after each commit the served KB
+ * refreshes as the gate's writer, so the next prediction sees the change and none sees it half-made.
  */
 export class KbService {
-  private readonly writes = new SerialQueue();
+  private readonly queue = new SerialQueue();
+  private readonly pendingAdds: PendingAdd[] = [];
+  private readonly writes: KbWriteRunner;
   private listing?: { generation: number; rows: number[]; rowOf: Map<string, number> };
   private readonly thumbnails = new Map<string, Buffer>();
+  /** Transactions committed and pairs added through them, for the metrics and tests. */
+  readonly stats = { transactions: 0, added: 0 };
 
-  constructor(private readonly deps: KbServiceDeps) {}
+  constructor(private readonly deps: KbServiceDeps) {
+    this.writes = deps.writes ?? inProcessWrites(deps.kb, (fn) => deps.gate.write(fn));
+  }
 
   get kb(): WritableKnowledgeBase {
     return this.deps.kb;
   }
 
   get pendingWrites(): number {
-    return this.writes.pending;
+    return this.queue.pending;
   }
 
   /** k-NN of one query vector [dim] in one modality. */
@@ -82,40 +102,64 @@ export class KbService {
     const [imageVector, textVector] = await Promise.all([encoder.embedImages([pair.image.bytes]), encoder.embedTexts([pair.text])]);
     const source = storeUpload(uploadsDir, pair.image);
     const embedded: EmbeddedPair = { meta: { id, text: pair.text, source, ...(pair.label !== undefined ? { label: pair.label } : {}) }, imageVector, textVector };
-    const manifest = await this.transaction({ allowNewLabels: pair.allowNewLabel === true }, async (w) => {
-      await w.append([embedded], () => `pair "${id}"`);
+    const manifest = await new Promise<KbManifest>((resolve, reject) => {
+      this.pendingAdds.push({ pair: embedded, allowNewLabels: pair.allowNewLabel === true, resolve, reject });
+      void this.queue.run(() => this.flushAdds());
     });
     return { id, manifest };
   }
 
+  /** Commit the additions waiting now (same label policy) as one transaction. */
+  private async flushAdds(): Promise<void> {
+    if (this.pendingAdds.length === 0) return; // an earlier flush took them
+    const allow = this.pendingAdds[0].allowNewLabels;
+    const group: PendingAdd[] = [];
+    for (let i = 0; i < this.pendingAdds.length && group.length < MAX_GROUP; ) {
+      if (this.pendingAdds[i].allowNewLabels === allow) group.push(...this.pendingAdds.splice(i, 1));
+      else i++;
+    }
+    if (this.pendingAdds.length > 0) void this.queue.run(() => this.flushAdds());
+    try {
+      const manifest = await this.commitAdds(group.map((g) => g.pair), allow);
+      for (const g of group) g.resolve(manifest);
+    } catch (err) {
+      if (group.length === 1) return group[0].reject(err);
+      for (const g of group) {
+        try {
+          g.resolve(await this.commitAdds([g.pair], allow));
+        } catch (one) {
+          g.reject(one);
+        }
+      }
+    }
+  }
+
+  private async commitAdds(pairs: EmbeddedPair[], allowNewLabels: boolean): Promise<KbManifest> {
+    const manifest = await this.writes.add(pairs, { allowNewLabels });
+    await this.afterCommit(pairs.length);
+    return manifest;
+  }
+
   /** Remove one pair by id; unknown ids are a 404. */
   async remove(id: string): Promise<KbManifest> {
-    return this.transaction({}, async (w) => {
-      await w.remove([id]);
+    return this.queue.run(async () => {
+      const manifest = await this.writes.remove([id]);
+      await this.afterCommit(0);
+      return manifest;
     });
   }
 
-  private transaction(options: { allowNewLabels?: boolean }, body: (w: Awaited<ReturnType<WritableKnowledgeBase['beginWrite']>>) => Promise<void>): Promise<KbManifest> {
-    const { kb, gate } = this.deps;
-    return this.writes.run(async () => {
-      const writer = await kb.beginWrite(options);
-      try {
-        await body(writer);
-      } catch (err) {
-        await writer.abort();
-        throw err;
-      }
-      return gate.write(async () => {
-        const manifest = await writer.commit();
-        await kb.refresh();
-        return manifest;
-      });
-    });
+  /** The served KB moves to the committed generation, alone (no prediction runs meanwhile). */
+  private async afterCommit(added: number): Promise<void> {
+    await this.deps.gate.write(() => this.deps.kb.refresh());
+    this.stats.transactions++;
+    this.stats.added += added;
   }
 
-  /** Wait for queued writes to finish (graceful shutdown). */
-  drain(): Promise<void> {
-    return this.writes.drain();
+  /** Wait for queued writes to finish, then stop the writer (graceful shutdown). */
+  async close(): Promise<void> {
+    await this.queue.drain();
+    await this.writes.close();
   }
 
   private async currentListing(): Promise<{ rows: number[]; rowOf: Map<string, number> }> {

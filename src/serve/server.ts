@@ -7,6 +7,7 @@ import { openKnowledgeBaseSpec } from '../kb/registry.ts';
 import { RUN_FILES, type RunKbInfo, readJson } from '../train/run-files.ts';
 import { RetformerError } from '../util/errors.ts';
 import { buildApp } from './app.ts';
+import { ProcessWrites } from './kb-writes.ts';
 import type { ServeDeps, ServeOptions } from './types.ts';
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -53,7 +54,7 @@ export async function openServeDeps(options: Pick<StartOptions, 'runDir' | 'kb' 
   try {
     const encoder = await kb.openEncoder();
     const predictor = await Predictor.fromRun(runDir, { kbInstance: kb, encoder, threads: options.threads });
-    return { predictor, kb, uploadsDir: resolve(options.uploadsDir ?? join(runDir, 'uploads')) };
+    return { predictor, kb, uploadsDir: resolve(options.uploadsDir ?? join(runDir, 'uploads')), writes: (served) => new ProcessWrites(served.spec) };
   } catch (err) {
     await kb.close();
     throw err;

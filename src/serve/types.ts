@@ -1,5 +1,6 @@
 import type { Predictor } from '../infer/types.ts';
 import type { WritableKnowledgeBase } from '../kb/types.ts';
+import type { KbWriteRunner } from './kb-writes.ts';
 
 /**
  * What the HTTP service runs on: a Predictor whose `kb` is the writable KB it edits (the same
@@ -12,6 +13,8 @@ export interface ServeDeps {
   uploadsDir: string;
   /** Shown in /metrics and /kb/stats (default: the run folder's name). */
   modelId?: string;
+  /** How KB writes are committed (default: through `kb` itself; the server uses a child process on the KB's spec). */
+  writes?: (kb: WritableKnowledgeBase) => KbWriteRunner;
 }
 
 export interface ServeLimits {
