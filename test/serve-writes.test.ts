@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { buildKnowledgeBase } from '../src/kb/index.ts';
 import { openKnowledgeBaseSpec } from '../src/kb/registry.ts';
-import type { EmbeddedPair, KbManifest, WriteOptions } from '../src/kb/types.ts';
+import type { KbManifest } from '../src/kb/types.ts';
 import { ReadWriteGate } from '../src/serve/gate.ts';
 import { checkImage } from '../src/serve/images.ts';
 import { KbService } from '../src/serve/kb-service.ts';
