@@ -1,4 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { EmbeddedPair, KbManifest, KbWriter, WritableKnowledgeBase, WriteOptions } from '../kb/types.ts';
 import { RetformerError } from '../util/errors.ts';
@@ -57,8 +58,11 @@ export class ProcessWrites implements KbWriteRunner {
   private closing = false;
 
   constructor(spec: string) {
-    this.child = fork(fileURLToPath(new URL('./kb-write-child.ts', import.meta.url)), [spec], {
-      execArgv: ['--import', import.meta.resolve('tsx')],
+    // beside this module: the TypeScript source (run through tsx) or its compiled .js (a built package)
+    const ts = fileURLToPath(new URL('./kb-write-child.ts', import.meta.url));
+    const script = existsSync(ts) ? ts : fileURLToPath(new URL('./kb-write-child.js', import.meta.url));
+    this.child = fork(script, [spec], {
+      execArgv: script === ts ? ['--import', import.meta.resolve('tsx')] : [],
       serialization: 'advanced', // typed arrays cross as they are
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
