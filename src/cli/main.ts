@@ -7,6 +7,7 @@ import { registerEvalCommand } from './commands/eval.ts';
 import { registerExportCommand } from './commands/export.ts';
 import { registerKbCommands } from './commands/kb.ts';
 import { registerPredictCommand } from './commands/predict.ts';
+import { registerServeCommand } from './commands/serve.ts';
 import { registerTrainCommand } from './commands/train.ts';
 import { installLastResortHandlers, reportFailure } from './failure.ts';
 
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerPredictCommand(program);
   registerExportCommand(program);
   registerCompareCommand(program);
+  registerServeCommand(program);
   registerDemoCommand(program);
   return program;
 }

@@ -144,6 +144,8 @@ export interface WritableKnowledgeBase extends KnowledgeBase {
   openEncoder(): Promise<import('../encoders/types.ts').Encoder>;
   /** The stored encoder state (for export / copying a KB to another backend). */
   encoderFiles(): Promise<EncoderFiles>;
+  /** Row keys of every live pair, ascending (paging, export). */
+  liveRows(): number[] | Promise<number[]>;
   /** Re-read the committed state if another process committed since (cheap when nothing changed). */
   refresh(): Promise<void>;
 }

@@ -14,6 +14,7 @@ import {
   exactScanSql,
   knnSql,
   knnTransactionSql,
+  liveRowsSql,
   PG_HNSW,
   PG_MAX_EF_SEARCH,
   type PgVectorType,
@@ -291,6 +292,12 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
       parseVectorLiteral(text, out, i * dim, dim, `${this.spec}: row ${r}`);
     });
     return out;
+  }
+
+  /** Rows of every live pair, ascending. */
+  async liveRows(): Promise<number[]> {
+    const { rows } = await this.pool.query(liveRowsSql(this.names));
+    return rows.map((r) => Number(r.row_key));
   }
 
   async meta(rows: readonly number[]): Promise<PairMeta[]> {

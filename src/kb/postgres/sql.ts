@@ -91,6 +91,8 @@ export const insertStageSql = (stage: string) =>
 export const liveIdsAmongSql = (t: TableNames) => `SELECT id FROM ${q(t.pairs)} WHERE removed_gen IS NULL AND id = ANY($1::text[])`;
 
 /** Commit, inside one transaction: tombstone removed pairs, move staged pairs in, build missing indexes, bump the generation. */
+/** Row keys of every live pair, ascending (paging in the HTTP service, export). */
+export const liveRowsSql = (t: TableNames) => `SELECT row_key FROM ${q(t.pairs)} WHERE removed_gen IS NULL ORDER BY row_key`;
 export const removePairsSql = (t: TableNames) => `UPDATE ${q(t.pairs)} SET removed_gen = $1 WHERE removed_gen IS NULL AND id = ANY($2::text[])`;
 export const moveStageSql = (t: TableNames, stage: string, dim: number, type: PgVectorType) =>
   `INSERT INTO ${q(t.pairs)} (row_key, id, text, label, source, image_vec, text_vec)
