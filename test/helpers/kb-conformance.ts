@@ -219,6 +219,11 @@ export function runKbConformance(factory: KbConformanceFactory): void {
           const all = await reader.search(more[3].imageVector, { k: 70, queryEncoderId: encoderId });
           assert.ok(!all[0].some((n) => n.id === 'c2' || n.id === 'n3'), 'removed pairs never come back');
           assert.equal(new Set(all[0].map((n) => n.id)).size, all[0].length);
+          const live = await reader.liveRows();
+          assert.equal(live.length, 70, 'liveRows lists every live pair once');
+          const liveIds = (await reader.meta(live)).map((p) => p.id);
+          assert.ok(!liveIds.includes('c2') && !liveIds.includes('n3'), 'liveRows leaves removed pairs out');
+          assert.deepEqual(live, [...live].sort((a, b) => a - b), 'ascending');
         } finally {
           await reader.close();
         }
