@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ClipRetrievalWriter } from '../src/kb/interop/clip-retrieval-writer.ts';
 import { type ClipRetrievalScan, readClipRetrievalPairs, scanClipRetrieval } from '../src/kb/interop/clip-retrieval.ts';
-import { halfToFloat, floatToHalf } from '../src/kb/interop/half.ts';
+import { halfToFloat, floatToHalf } from '../src/util/half.ts';
 import { NpyReader, NpyWriter } from '../src/kb/interop/npy.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';
 import { RetformerError } from '../src/util/errors.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { floatToHalf, floatToHalfBits, halfToFloat } from '../src/kb/interop/half.ts';
+import { floatToHalf, floatToHalfBits, halfToFloat } from '../src/util/half.ts';
 import { NpyReader, NpyWriter, npyHeaderBytes, readNpyHeader } from '../src/kb/interop/npy.ts';
 import { RetformerError } from '../src/util/errors.ts';
 import { Rng } from '../src/util/rng.ts';

@@ -1,3 +1,4 @@
+import { floatToHalf, halfToFloat } from '../util/half.ts';
 import type { KbDtype } from './types.ts';
 
 /**
@@ -5,43 +6,6 @@ import type { KbDtype } from './types.ts';
  * i8: round(x * 127) of the unit vector, clamped to [-127, 127]; decoded as q / 127 and
  * re-normalised to unit length (the same scheme usearch's i8 cosine quantisation uses).
  */
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-export function toHalf(x: number): number {
-  f32[0] = x;
-  const bits = u32[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf / NaN
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // overflow -> Inf
-  if (e <= 0) {
-    if (e < -10) return sign; // underflow -> 0
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rest > mid || (rest === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-  e = half >>> 10;
-  return sign | half;
-}
-
-export function fromHalf(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
 
 /** Encode rows of f32 values ([n, dim]) at a dtype: the bytes to write. */
 export function encodeVectors(values: Float32Array, dtype: KbDtype): Uint8Array {
@@ -49,9 +13,7 @@ export function encodeVectors(values: Float32Array, dtype: KbDtype): Uint8Array 
     case 'f32':
       return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     case 'f16': {
-      const out = new Uint16Array(values.length);
-      for (let i = 0; i < values.length; i++) out[i] = toHalf(values[i]);
-      return new Uint8Array(out.buffer);
+      return new Uint8Array(floatToHalf(values).buffer);
     }
     case 'i8': {
       const out = new Int8Array(values.length);
@@ -71,7 +33,7 @@ export function decodeVectors(bytes: Uint8Array, dtype: KbDtype, dim: number): F
     }
     case 'f16': {
       const halves = new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-      return Float32Array.from(halves, fromHalf);
+      return halfToFloat(halves);
     }
     case 'i8': {
       const q = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);

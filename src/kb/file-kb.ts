@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { openEncoder as openEncoderFromDir } from '../encoders/registry.ts';
@@ -31,6 +30,7 @@ import { filterMatches } from './search-filter.ts';
 import { MetaStore, needsRecovery, recoverToManifest, VectorFile } from './storage.ts';
 import type { EmbeddedPair, EncoderFiles, KbCreateOptions, KbDtype, KbManifest, KbWriter, Modality, Neighbour, PairMeta, SearchOptions, WritableKnowledgeBase, WriteOptions } from './types.ts';
 import { FolderWriter } from './writer.ts';
+import { newNeutralManifest } from './manifest.ts';
 
 /** One committed generation, opened: every file it names is held open, so a later commit deleting it cannot break this reader. */
 interface Generation {
@@ -496,19 +496,8 @@ function initKbFolder(dir: string, options: KbCreateOptions): FileKbManifest {
   const dtype = options.dtype ?? DEFAULT_KB_DTYPE;
   const files = { imageVectors: vectorsFileName('image', dtype), textVectors: vectorsFileName('text', dtype), ...metaFileNames() };
   for (const f of Object.values(files)) closeSync(openSync(join(dir, f), 'w'));
-  const now = new Date().toISOString();
   const manifest: FileKbManifest = {
-    formatVersion: KB_FORMAT_VERSION,
-    kbId: randomUUID(),
-    generation: 0,
-    encoder: options.encoder,
-    encoderChecksum: options.encoderChecksum,
-    dim: options.dim,
-    dtype,
-    count: 0,
-    labels: [],
-    createdAt: now,
-    updatedAt: now,
+    ...newNeutralManifest(options, dtype, KB_FORMAT_VERSION),
     folder: {
       rows: 0,
       removed: 0,

@@ -8,6 +8,7 @@ import { appendOnlyFiles, committedBytes, DTYPE_BYTES, type FileCheck, type File
 import type { HnswIndex } from './hnsw.ts';
 import { saveIndex, writeAll } from './io.ts';
 import type { EmbeddedPair, KbManifest, KbWriter, WriteOptions } from './types.ts';
+import { writeUnitChecked } from './vector-check.ts';
 
 /** Says where pair i came from in error messages, e.g. "pairs.csv:12". */
 export type Locate = (i: number) => string;
@@ -85,8 +86,8 @@ export class FolderWriter implements KbWriter {
         const known = this.labels.size === 0 ? 'the knowledge base has no labels' : `known: ${[...this.labels].slice(0, 8).join(', ')}${this.labels.size > 8 ? ', ...' : ''}`;
         throw new RetformerError(`${where}: unknown label "${label}" (${known}; pass --allow-new-labels to add it)`);
       }
-      copyChecked(p.imageVector, image, i, dim, `${where}: image vector`);
-      copyChecked(p.textVector, text, i, dim, `${where}: text vector`);
+      writeUnitChecked(p.imageVector, dim, `${where}: image vector`, image, i * dim);
+      writeUnitChecked(p.textVector, dim, `${where}: text vector`, text, i * dim);
     });
     const n = pairs.length;
     if (n === 0) return;
@@ -262,17 +263,3 @@ function cleanMeta(m: EmbeddedPair['meta']): EmbeddedPair['meta'] {
   return out;
 }
 
-/** Copy one vector into row i of out, refusing wrong length, NaN/Inf and zero vectors; re-normalises to unit length. */
-function copyChecked(v: Float32Array, out: Float32Array, i: number, dim: number, what: string): void {
-  if (!(v instanceof Float32Array) || v.length !== dim) throw new RetformerError(`${what} has ${v?.length ?? 0} values, expected ${dim} (wrong dimension)`);
-  let s = 0;
-  for (let j = 0; j < dim; j++) {
-    const x = v[j];
-    if (!Number.isFinite(x)) throw new RetformerError(`${what} contains ${x} at position ${j} (NaN or infinite value)`);
-    s += x * x;
-  }
-  if (s === 0) throw new RetformerError(`${what} is all zeros (cannot be normalised)`);
-  const inv = 1 / Math.sqrt(s);
-  const off = i * dim;
-  for (let j = 0; j < dim; j++) out[off + j] = v[j] * inv;
-}

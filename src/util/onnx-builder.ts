@@ -1,4 +1,5 @@
 import onnxProto from 'onnx-proto';
+import { floatToHalfBits } from './half.ts';
 
 const { onnx } = onnxProto;
 
@@ -18,37 +19,7 @@ export interface ValueSpec {
 }
 
 /** Round a float32 to IEEE half precision (round to nearest even) and return its bit pattern. */
-export function float32ToFloat16Bits(value: number): number {
-  const f32 = new Float32Array([value]);
-  const bits = new Uint32Array(f32.buffer)[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // inf / nan
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // overflow -> inf
-  if (e <= 0) {
-    if (e < -10) return sign; // underflow -> signed zero
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let m = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    if (rest > half || (rest === half && m & 1)) m++;
-    return sign | m;
-  }
-  let m = mant >>> 13;
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && m & 1)) {
-    m++;
-    if (m === 0x400) {
-      m = 0;
-      e++;
-      if (e >= 0x1f) return sign | 0x7c00;
-    }
-  }
-  return sign | (e << 10) | m;
-}
+export const float32ToFloat16Bits = floatToHalfBits;
 
 /** Decode a half-precision bit pattern to a number. */
 export function float16BitsToNumber(h: number): number {

@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { RetformerError } from '../../util/errors.ts';
-import { floatToHalf, halfToFloat } from './half.ts';
+import { floatToHalf, halfToFloat } from '../../util/half.ts';
 
 /**
  * A small, checked reader and writer of NumPy `.npy` files holding one 2-d little-endian float

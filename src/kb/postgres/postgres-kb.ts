@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
@@ -26,6 +26,7 @@ import {
   tableExistsSql,
 } from './sql.ts';
 import { PostgresKbWriter } from './writer.ts';
+import { newNeutralManifest } from '../manifest.ts';
 
 export const PG_FORMAT_VERSION = 1;
 
@@ -120,19 +121,8 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
         existing = 'unreadable';
       }
       if (existing && !options.overwrite) throw new RetformerError(`${parsed.display}: a knowledge base already exists there (${existing === 'unreadable' ? 'unreadable' : `${existing.count} pairs`}); choose another table or drop it`);
-      const now = new Date().toISOString();
       const manifest: PgKbManifest = {
-        formatVersion: PG_FORMAT_VERSION,
-        kbId: randomUUID(),
-        generation: 0,
-        encoder: options.encoder,
-        encoderChecksum: options.encoderChecksum,
-        dim: options.dim,
-        dtype,
-        count: 0,
-        labels: [],
-        createdAt: now,
-        updatedAt: now,
+        ...newNeutralManifest(options, dtype, PG_FORMAT_VERSION),
         postgres: { table: parsed.table, rows: 0, removed: 0, hnsw: { ...PG_HNSW } },
       };
       return new PostgresKnowledgeBase(parsed, pool, manifest, { options: { ...options, dtype }, replace: existing !== undefined });

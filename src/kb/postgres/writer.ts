@@ -22,6 +22,7 @@ import {
   unlockSql,
   updateManifestSql,
 } from './sql.ts';
+import { writeUnitChecked } from '../vector-check.ts';
 
 /**
  * Test hook (test/kb-postgres.test.ts): kill -9 this process at a named stage of a Postgres write
@@ -257,16 +258,7 @@ export class PostgresKbWriter implements KbWriter {
 
 /** Check one vector (length, finite, non-zero) and return it scaled to unit length, as the file backend stores it. */
 function unitChecked(v: Float32Array, dim: number, what: string): Float32Array {
-  if (!(v instanceof Float32Array) || v.length !== dim) throw new RetformerError(`${what} has ${v?.length ?? 0} values, expected ${dim} (wrong dimension)`);
-  let s = 0;
-  for (let j = 0; j < dim; j++) {
-    const x = v[j];
-    if (!Number.isFinite(x)) throw new RetformerError(`${what} contains ${x} at position ${j} (NaN or infinite value)`);
-    s += x * x;
-  }
-  if (s === 0) throw new RetformerError(`${what} is all zeros (cannot be normalised)`);
-  const inv = 1 / Math.sqrt(s);
   const out = new Float32Array(dim);
-  for (let j = 0; j < dim; j++) out[j] = v[j] * inv;
+  writeUnitChecked(v, dim, what, out);
   return out;
 }
