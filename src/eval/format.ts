@@ -18,6 +18,7 @@ export function formatEvalText(name: string, metrics: EvalMetrics, classes: read
   const lines = [formatMetricsTable([{ name, metrics }]).trimEnd(), ''];
   lines.push(`test pictures: ${metrics.n}`);
   lines.push(`macro-F1: ${pct(metrics.macroF1)}`);
+  if (metrics.ece !== undefined) lines.push(`expected calibration error (15 bins): ${pct(metrics.ece)}`);
   lines.push(`worst class: ${metrics.worstClass.label} (${pct(metrics.worstClass.accuracy)})`);
   lines.push(`classes per bucket: Many ${metrics.buckets.many}, Medium ${metrics.buckets.medium}, Few ${metrics.buckets.few}`);
   const index = new Map(classes.map((c, i) => [c, i]));
@@ -35,17 +36,22 @@ export interface PredictionReport {
   image: string;
   label: string;
   probability: number;
+  /** With `--abstain-below P`: P, and whether the top probability fell below it (then `label` is only the best guess). */
+  abstainBelow?: number;
+  abstained?: boolean;
   top: { label: string; probability: number }[];
   gate?: number;
   neighbours: { rank: number; id: string; text: string; label?: string; source: string; similarity: number; attention: number }[];
 }
 
-export function predictionReport(image: string, prediction: Prediction, classes: readonly string[], top = 5): PredictionReport {
+export function predictionReport(image: string, prediction: Prediction, classes: readonly string[], top = 5, abstainBelow?: number): PredictionReport {
   const order = Array.from(prediction.probs, (p, c) => ({ c, p })).sort((a, b) => b.p - a.p || a.c - b.c);
+  const probability = prediction.probs[prediction.label];
   return {
     image,
     label: classes[prediction.label],
-    probability: prediction.probs[prediction.label],
+    probability,
+    ...(abstainBelow === undefined ? {} : { abstainBelow, abstained: probability < abstainBelow }),
     top: order.slice(0, top).map(({ c, p }) => ({ label: classes[c], probability: p })),
     ...(prediction.gate === undefined ? {} : { gate: prediction.gate }),
     neighbours: prediction.neighbours.map((nb, r) => ({
@@ -61,7 +67,9 @@ export function predictionReport(image: string, prediction: Prediction, classes:
 }
 
 export function formatPredictionText(report: PredictionReport): string {
-  const lines = [`${report.image}: ${report.label} (p = ${report.probability.toFixed(3)})`];
+  const lines = report.abstained
+    ? [`${report.image}: abstains (top probability ${report.probability.toFixed(3)} < ${report.abstainBelow}; best guess ${report.label})`]
+    : [`${report.image}: ${report.label} (p = ${report.probability.toFixed(3)})`];
   if (report.gate !== undefined) lines.push(`retrieval gate: ${report.gate.toFixed(3)}`);
   lines.push('', `top ${report.top.length}:`);
   report.top.forEach((t, i) => {

@@ -1,13 +1,14 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { positiveIntFlag } from '../../eval/cli-args.ts';
+import { positiveIntFlag, probabilityFlag } from '../../eval/cli-args.ts';
 import { RetformerError } from '../../util/errors.ts';
 
 interface PredictFlags {
   run: string;
   image: string;
   top: string;
+  abstainBelow?: string;
   json?: boolean;
 }
 
@@ -23,9 +24,11 @@ export function registerPredictCommand(program: Command): void {
     .requiredOption('--run <dir>', 'run folder written by `retformer train`')
     .requiredOption('--image <file>', 'the picture to classify (PNG, JPEG, WebP, ...)')
     .option('--top <n>', 'how many top classes to list', '5')
+    .option('--abstain-below <p>', 'abstain (say so, with the best guess) when the top probability is below p (0..1)')
     .option('--json', 'print the prediction as JSON')
     .action(async (flags: PredictFlags) => {
       const top = positiveIntFlag('--top', flags.top);
+      const abstainBelow = flags.abstainBelow === undefined ? undefined : probabilityFlag('--abstain-below', flags.abstainBelow);
       const runDir = resolve(flags.run);
       if (!existsSync(runDir)) throw new RetformerError(`${runDir}: run folder not found (--run)`);
       const image = resolve(flags.image);
@@ -37,7 +40,7 @@ export function registerPredictCommand(program: Command): void {
       try {
         const embedding = await run.encoder.embedImages([image]); // [1, dim]
         const [prediction] = await run.predict(embedding);
-        const report = predictionReport(image, prediction, run.classes, top);
+        const report = predictionReport(image, prediction, run.classes, top, abstainBelow);
         process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatPredictionText(report));
       } finally {
         await run.close();

@@ -197,7 +197,7 @@ export function renderHtml(inputs: PageInputs): string {
 <main>
 <header><h1>${options.title}</h1><p>${results.classes.length} classes · ${results.test.length} test pictures · ${results.methods.length} methods · seed ${results.seed} · ${results.createdAt}</p></header>
 ${headlineBlock(buildHeadline(results))}
-<section id="results"><h2>Results</h2><p class="note">Top-1 accuracy in percent. Many / Medium / Few are the mean per-class accuracy over the classes of each bucket (by training count); Overall is per sample; Macro-F1 over classes present in the test set; Worst class is the lowest per-class accuracy. The best value of each column is highlighted; ${DASH} marks an empty bucket.</p>${resultsTable(rows, buckets)}</section>
+<section id="results"><h2>Results</h2><p class="note">Top-1 accuracy in percent. Many / Medium / Few are the mean per-class accuracy over the classes of each bucket (by training count); Overall is per test picture (a long-tailed test set weighs the head); Balanced is the mean per-class accuracy over all classes; Macro-F1 over classes present in the test set; Worst class is the lowest per-class accuracy. The best value of each column is highlighted; ${DASH} marks an empty bucket.</p>${resultsTable(rows, buckets)}</section>
 <section id="buckets-table"><h2>Buckets</h2>${bucketTable(buckets)}</section>
 <section id="charts"><h2>Charts</h2>${charts.map(chartFigure)}${skipped.map((s) => html`<p class="note">${s.title}: not drawn — ${s.reason}.</p>`)}</section>
 <section id="gallery"><h2>Tail pictures retrieval fixed</h2>${gallerySection(inputs)}</section>

@@ -45,7 +45,7 @@ export function renderMarkdown(inputs: PageInputs): string {
   }
 
   out.push('## Results', '');
-  out.push(`Top-1 accuracy (%). Many / Medium / Few: mean per-class accuracy over the bucket's classes; Overall: per sample. Best per column in bold; ${DASH} marks an empty bucket.`, '');
+  out.push(`Top-1 accuracy (%). Many / Medium / Few: mean per-class accuracy over the bucket's classes; Overall: per test picture; Balanced: mean per-class accuracy over all classes. Best per column in bold; ${DASH} marks an empty bucket.`, '');
   const rows = buildResultsRows(results);
   const showTrain = rows.some((r) => r.trainSeconds !== null);
   out.push(
