@@ -265,7 +265,8 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
           runK ??= run.config.k;
           runEpochs ??= run.config.epochs;
           const r = await evaluateRun(run, testSet, { edges: o.edges, cacheDir: o.cacheDir, quiet: o.quiet });
-          byKey.set(m.key, { key: m.key, name: m.name, kind: m.kind, metrics: r.metrics, predictions: r.predictions, runDir, trainSeconds: trainSeconds.get(m.key) });
+          const confidences = r.details.outputs.map((p) => Math.round(p.probs[p.label] * 1e6) / 1e6); // for the calibration charts
+          byKey.set(m.key, { key: m.key, name: m.name, kind: m.kind, metrics: r.metrics, predictions: r.predictions, confidences, runDir, trainSeconds: trainSeconds.get(m.key) });
           if (m.key === 'mlp-only') mlpPredictions = r.predictions;
           if (m.key === 'full') fullOutputs = r.details.outputs;
           if (m.train.variant !== 'mlp-only' && retrievalOutputs === undefined) {
@@ -377,9 +378,9 @@ export function formatComparisonMarkdown(results: CompareResults): string {
     '',
   );
   lines.push(formatMetricsTable(results.methods.map((m) => ({ name: m.name, metrics: m.metrics }))).trimEnd(), '');
-  lines.push('| method | macro-F1 | worst class | train s |', '|---|---:|---|---:|');
+  lines.push('| method | macro-F1 | ECE (15 bins) | worst class | train s |', '|---|---:|---:|---|---:|');
   for (const m of results.methods) {
-    lines.push(`| ${m.name} | ${fmt(m.metrics.macroF1)} | ${m.metrics.worstClass.label} (${fmt(m.metrics.worstClass.accuracy)}) | ${fmt(m.trainSeconds)} |`);
+    lines.push(`| ${m.name} | ${fmt(m.metrics.macroF1)} | ${fmt(m.metrics.ece)} | ${m.metrics.worstClass.label} (${fmt(m.metrics.worstClass.accuracy)}) | ${fmt(m.trainSeconds)} |`);
   }
   const first = results.methods[0];
   if (first) {

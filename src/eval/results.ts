@@ -13,6 +13,8 @@ export interface MethodResult {
   metrics: EvalMetrics;
   /** Predicted class index per test sample, in test order. */
   predictions: number[];
+  /** Top-1 probability per test sample (trained methods), for the calibration charts. */
+  confidences?: number[];
   runDir?: string;
   trainSeconds?: number;
 }
