@@ -78,7 +78,7 @@ describe('a downstream KB and the leakage guard', () => {
     try {
       const queries = await encoder.embedImages(train.samples.map((s) => s.path)); // [21, D]
       const raw = await kb.search(queries, { k: 1, queryEncoderId: encoder.id });
-      raw.forEach((list, i) => assert.equal(list[0].source, train.samples[i].path, 'without the guard the own pair is the top hit'));
+      for (const [i, list] of raw.entries()) assert.equal(list[0].source, train.samples[i].path, 'without the guard the own pair is the top hit');
       const guarded = await retrieveNeighbours(kb, queries, { k: 5, extra: 2, queryEncoderId: encoder.id, sources: train.samples.map((s) => s.path), quiet: true });
       const rows = [...new Set(Array.from(guarded.rows).filter((r) => r >= 0))];
       const meta = await kb.meta(rows);
