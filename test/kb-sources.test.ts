@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { readDataset } from '../src/data/index.ts';
 import { openKbEncoder, openKnowledgeBase } from '../src/kb/index.ts';
 import { buildKbWithEncoderOf, concatPairsCsv, DEFAULT_TEXT_TEMPLATE, downstreamPairs, fillTemplate, manifestIds, writeDownstreamPairs } from '../src/kb/sources.ts';
+import { evaluateRun } from '../src/eval/evaluate.ts';
 import { trainRun } from '../src/train/index.ts';
+import { loadRun } from '../src/train/run.ts';
 import { readRetrievalCache, retrieveNeighbours } from '../src/train/retrieval.ts';
 import { RetformerError } from '../src/util/errors.ts';
 import { type TinyDataset, writeTinyDataset } from './helpers/eval-dataset.ts';
@@ -110,6 +112,18 @@ describe('a downstream KB and the leakage guard', () => {
       }
     } finally {
       await kb2.close();
+    }
+
+    // ... and evaluating on the training images (validation carved from them, audit) guards the same way
+    const run = await loadRun(runDir);
+    try {
+      const r = await evaluateRun(run, train, { cacheDir: join(work, 'cache'), quiet: true });
+      r.details.outputs.forEach((p, q) => {
+        assert.equal(p.neighbours.length, 4);
+        assert.ok(!p.neighbours.some((nb) => nb.source === train.samples[q].path), `evaluated query ${q} saw its own pair`);
+      });
+    } finally {
+      await run.close();
     }
   });
 

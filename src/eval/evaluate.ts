@@ -90,7 +90,9 @@ export async function evaluateRun(run: LoadedRun, test: Dataset, options: Evalua
   try {
     for (let start = 0; start < n; start += batchSize) {
       const end = Math.min(n, start + batchSize);
-      const batch = await run.predict(embeddings.subarray(start * dim, end * dim)); // [batch] predictions
+      // leakage guard: a test picture never sees a KB pair made from itself (matters for a downstream KB holding the split)
+      const sources = test.samples.slice(start, end).map((s) => s.path);
+      const batch = await run.predict(embeddings.subarray(start * dim, end * dim), { sources }); // [batch] predictions
       outputs.push(...batch);
       progress.update(end);
     }

@@ -9,7 +9,8 @@ import { RetformerError } from '../util/errors.ts';
 import { parseTrainConfig } from './config.ts';
 import { modelConfigOf } from './index.ts';
 import { RUN_FILES, type RunKbInfo, readClassesFile, readJson } from './run-files.ts';
-import type { LoadedRun, Prediction } from './types.ts';
+import { guardNeighbours } from './retrieval.ts';
+import type { LoadedRun, Prediction, PredictOptions } from './types.ts';
 
 export interface LoadRunOptions {
   /** Use this KB instead of reopening the run's (in-memory KBs, tests); must have the run's encoder id. */
@@ -100,7 +101,7 @@ export async function loadRun(runDir: string, options: LoadRunOptions = {}): Pro
   const { k } = model;
   const D = dims.inputDim;
 
-  async function predict(embeddings: Float32Array, opts: { excludeIds?: readonly (ReadonlySet<string> | undefined)[] } = {}): Promise<Prediction[]> {
+  async function predict(embeddings: Float32Array, opts: PredictOptions = {}): Promise<Prediction[]> {
     if (embeddings.length % D !== 0) throw new RetformerError(`query embeddings have ${embeddings.length} values, not a multiple of ${D}`);
     const n = embeddings.length / D;
     const out: Prediction[] = [];
@@ -111,7 +112,10 @@ export async function loadRun(runDir: string, options: LoadRunOptions = {}): Pro
       let neighbours: Neighbour[][] = Array.from({ length: m }, () => []);
       let batch: PredictBatch = { query: q, imageTokens: new Float32Array(0), neighbourTexts: new Float32Array(0) };
       if (usesRetrieval(model)) {
-        neighbours = (await theKb.search(q, { k, queryEncoderId: theEncoder.id, excludeIds: opts.excludeIds?.slice(start, end), modality: 'image' })).map((l) => l.slice(0, k));
+        const sources = opts.sources?.slice(start, end);
+        const want = sources ? k + config.retrievalExtra : k; // room for the own pair the guard drops
+        const found = await theKb.search(q, { k: want, queryEncoderId: theEncoder.id, excludeIds: opts.excludeIds?.slice(start, end), modality: 'image' });
+        neighbours = found.map((l, i) => (sources ? guardNeighbours(l, k, sources[i], opts.excludeIds?.[start + i]) : l.slice(0, k)));
         const rows = [...new Set(neighbours.flat().map((nb) => nb.row))];
         const slot = new Map(rows.map((r, i) => [r, i]));
         const images = rows.length > 0 ? await theKb.vectors(rows, 'image') : new Float32Array(0);

@@ -19,6 +19,13 @@ export interface Prediction {
   gate?: number;
 }
 
+/** The leakage guard at inference: per query, KB pair ids and the query's own image path (pairs with that `source` are dropped). */
+export interface PredictOptions {
+  excludeIds?: readonly (ReadonlySet<string> | undefined)[];
+  /** Absolute image path per query: a query never sees a KB pair made from its own picture (evaluating on training images, audit). */
+  sources?: readonly (string | undefined)[];
+}
+
 /** A trained run reopened for inference: the model plus the KB and encoder it was trained with. */
 export interface LoadedRun {
   dir: string;
@@ -33,6 +40,6 @@ export interface LoadedRun {
    * Predict from query embeddings [n, dim] (encoded with `encoder`): retrieves neighbours from the
    * KB as it is now (so KB edits apply without retraining) and runs both branches.
    */
-  predict(embeddings: Float32Array, options?: { excludeIds?: readonly (ReadonlySet<string> | undefined)[] }): Promise<Prediction[]>;
+  predict(embeddings: Float32Array, options?: PredictOptions): Promise<Prediction[]>;
   close(): Promise<void>;
 }
