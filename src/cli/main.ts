@@ -1,6 +1,7 @@
 import { type Command, CommanderError } from 'commander';
 import { RetformerError } from '../util/errors.ts';
 import { RetformerCommand } from './command.ts';
+import { registerAuditCommand } from './commands/audit.ts';
 import { registerCompareCommand } from './commands/compare.ts';
 import { registerDataCommands } from './commands/data.ts';
 import { registerDemoCommand } from './commands/demo.ts';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerEvalCommand(program);
   registerPredictCommand(program);
   registerCompareCommand(program);
+  registerAuditCommand(program);
   registerDemoCommand(program);
   return program;
 }
