@@ -12,7 +12,8 @@ import { DEFAULT_EMBEDDED_CONFIG, fitEmbeddedEncoder } from '../src/encoders/emb
 import { featureDim } from '../src/encoders/embedded/image-features.ts';
 import { initTf } from '../src/util/tfjs.ts';
 import { decodePictures, fitDictionary, pictureFeatures } from '../src/encoders/embedded/pipeline.ts';
-import { decodeImage, mapConcurrent } from '../src/encoders/image.ts';
+import { decodeImage } from '../src/encoders/image.ts';
+import { mapConcurrent } from '../src/util/concurrency.ts';
 import { Rng } from '../src/util/rng.ts';
 import { type EmojiItem, loadEmoji } from '../test/helpers/embedded-emoji.ts';
 import { centreAndNormalize, recallAtK, top1Agreement, topK } from '../test/helpers/embedded-metrics.ts';

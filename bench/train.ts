@@ -16,9 +16,9 @@ import { initKbFolder } from '../src/kb/init.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';
 import { type ModelConfig, ModelConfigSchema } from '../src/model/config.ts';
 import { initParams, paramSpecs, saveParams } from '../src/model/params.ts';
-import { initTf, tf } from '../src/model/tf.ts';
+import { initTf, tf } from '../src/util/tfjs.ts';
 import { TrainConfigSchema } from '../src/train/config.ts';
-import { loadRun } from '../src/train/run.ts';
+import { Predictor } from '../src/infer/predictor.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/rng.ts';
 import { makeClusteredProblem } from '../test/helpers/train-fixtures.ts';
@@ -172,7 +172,7 @@ try {
     writeFileSync(join(dir, 'kb.json'), JSON.stringify({ encoderId: encoder.id, generation: 1, dim: D, size: kbSize }));
     writeFileSync(join(dir, 'classes.txt'), `${Array.from({ length: C }, (_, i) => `c${i}`).join('\n')}\n`);
     writeFileSync(join(dir, 'train-counts.json'), JSON.stringify(Array(C).fill(10)));
-    const run = await loadRun(dir, { kb, encoder: fakeEncoder });
+    const run = await Predictor.fromRun(dir, { kbInstance: kb, encoder: fakeEncoder });
     const n = quick ? 30 : 200;
     const total: number[] = [];
     const retrieval: number[] = [];
@@ -183,7 +183,7 @@ try {
       await kb.search(q, { k: K, queryEncoderId: encoder.id });
       const t1 = performance.now();
       const c0 = process.cpuUsage();
-      await run.predict(q);
+      await run.classifyEmbeddings(q);
       const t2 = performance.now();
       if (i >= 5) cpu += process.cpuUsage(c0).user / 1000;
       if (i >= 5) {
@@ -225,8 +225,8 @@ if (process.argv.includes('--ablation')) {
         const p = makeClusteredProblem({ dim: 64, trainCounts: [...Array(MANY).fill(60), ...Array(6).fill(3)], testPerClass: 30, kbPerClass: 30, imageNoise: 1.8, textNoise: 0.4, seed });
         const dir = join(abl, `${name.replace(/\W+/g, '-')}-${seed}`);
         await trainRun({ dataset: p.train, kb: p.kb, encoder: p.encoder, embeddings: p.trainEmbeddings, outDir: dir, quiet: true, config: { ...cfg, epochs: 30, batchSize: 64, microBatch: 64, width: 32, heads: 4, layers: 2, hidden: 128, k: 16, lr: 2e-3, seed } });
-        const run = await loadRun(dir, { kb: p.kb, encoder: p.encoder });
-        const preds = await run.predict(p.testEmbeddings);
+        const run = await Predictor.fromRun(dir, { kbInstance: p.kb, encoder: p.encoder });
+        const preds = await run.classifyEmbeddings(p.testEmbeddings);
         await run.close();
         let right = 0;
         const bucket = { many: [0, 0], few: [0, 0] };

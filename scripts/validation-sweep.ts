@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { mapConcurrent } from '../src/encoders/image.ts';
+import { mapConcurrent } from '../src/util/concurrency.ts';
 import { parseTrainConfig } from '../src/train/config.ts';
 
 process.on('uncaughtException', (err) => {

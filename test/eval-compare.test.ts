@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readDataset } from '../src/data/index.ts';
 import { zeroShot } from '../src/eval/baselines.ts';
-import { runComparison } from '../src/eval/compare.ts';
+import { runComparison } from '../src/experiments/compare.ts';
 import type { CompareResults } from '../src/eval/results.ts';
 import { buildKnowledgeBase, openKbEncoder } from '../src/kb/index.ts';
 import { type TinyDataset, writeTinyDataset } from './helpers/eval-dataset.ts';
@@ -98,10 +98,42 @@ describe('runComparison with the training-free baselines', () => {
         return true;
       },
     );
+    // what finished is kept: kNN vote's results are written, the failed method is listed as skipped with its reason
+    const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as CompareResults;
+    assert.deepEqual(
+      saved.methods.map((m) => m.key),
+      ['knn-vote'],
+    );
+    assert.equal(saved.skipped?.[0].key, 'mlp-only');
+    assert.match(saved.skipped![0].reason, /^training mlp-only failed/);
     const log = readFileSync(join(out, 'logs', 'mlp-only.log'), 'utf8');
     assert.match(log, /^\$ retformer train --variant mlp-only --train .* --epochs 1 --config .*broken-config\.json --out /);
     assert.equal(existsSync(join(out, 'stamps', 'mlp-only.json')), false);
     assert.ok(steps.some((l) => /train mlp-only: FAILED/.test(l)));
+  });
+
+  it('checks every method before training: kNN vote on a KB without labels is skipped with its reason, the rest finish', async () => {
+    const unlabelled = join(data.dir, 'kb-no-labels.csv');
+    const rows = readFileSync(data.kbCsv, 'utf8').trim().split('\n');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(unlabelled, `${rows.map((r) => r.split(',').slice(0, 3).join(',')).join('\n')}\n`); // path,text,id
+    const kbNoLabels = join(work, 'kb-no-labels');
+    await buildKnowledgeBase({ pairsCsv: unlabelled, out: kbNoLabels, encoderSpec: 'pixels', quiet: true });
+    const out = join(work, 'out-no-labels');
+    const steps: string[] = [];
+    const results = await runComparison({ train: data.train, test: data.test, kb: kbNoLabels, out, variants: ['knn-vote', 'mlp-only'], epochs: 1, quiet: true, cacheDir: join(work, 'cache'), onStep: (l) => steps.push(l) });
+    assert.deepEqual(
+      results.methods.map((m) => m.key),
+      ['mlp-only'],
+    );
+    assert.deepEqual(results.skipped, [{ key: 'knn-vote', name: 'kNN vote', reason: 'needs a knowledge base whose pairs have labels (build it from a CSV with a "label" column); this KB has none' }]);
+    const skipAt = steps.findIndex((l) => /^skip knn-vote: needs a knowledge base whose pairs have labels/.test(l));
+    const trainAt = steps.findIndex((l) => /train mlp-only: started/.test(l));
+    assert.ok(skipAt >= 0 && trainAt > skipAt, `the skip is decided before training: ${steps.join(' / ')}`);
+    const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as CompareResults;
+    assert.equal(saved.methods[0].metrics.n, 12);
+    assert.equal(saved.skipped?.[0].key, 'knn-vote');
+    assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /Skipped kNN vote: needs a knowledge base whose pairs have labels/);
   });
 
   it('validates options at the edge', async () => {

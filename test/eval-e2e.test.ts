@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runComparison } from '../src/eval/compare.ts';
+import { runComparison } from '../src/experiments/compare.ts';
 import { buildKnowledgeBase } from '../src/kb/index.ts';
 import { writeTinyDataset } from './helpers/eval-dataset.ts';
 
@@ -14,10 +14,17 @@ import { writeTinyDataset } from './helpers/eval-dataset.ts';
  * encoder), compare them with the kNN vote, re-run (reusing the trained runs), then `eval --json`
  * and `predict --json` on the full run.
  */
-const trainerReady = existsSync(fileURLToPath(new URL('../src/train/run.ts', import.meta.url)));
 const BIN = fileURLToPath(new URL('../bin/retformer.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'retformer-eval-e2e-'));
 after(() => rmSync(work, { recursive: true, force: true }));
+
+function cliRun(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, RETFORMER_CACHE: join(work, 'cache') } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 function cliJson(args: string[]): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
@@ -28,7 +35,7 @@ function cliJson(args: string[]): Promise<Record<string, unknown>> {
   });
 }
 
-describe('compare, eval and predict end to end', { skip: trainerReady ? false : 'src/train/run.ts (the trainer) is not there yet' }, () => {
+describe('compare, eval and predict end to end', () => {
   it('trains, evaluates, reuses the runs, and serves eval / predict', async () => {
     const data = await writeTinyDataset(join(work, 'data'));
     const kb = join(work, 'kb');
@@ -101,5 +108,27 @@ describe('compare, eval and predict end to end', { skip: trainerReady ? false : 
     assert.equal(predicted.neighbours.length, 3);
     const attention = predicted.neighbours.reduce((s, n) => s + n.attention, 0);
     assert.ok(Math.abs(attention - 1) < 1e-3, `attention sums to ${attention}`);
+    const withBranches = predicted as unknown as { branches: { image: number; retrieval: number } };
+    assert.ok(Number.isFinite(withBranches.branches.image) && Number.isFinite(withBranches.branches.retrieval), 'predict --json shows both branch logits');
+
+    // The KB moves: the recorded path fails with a one-line hint, --kb points at the new place.
+    const moved = join(work, 'kb-moved');
+    renameSync(kb, moved);
+    const image = join(data.dir, 'img', 'test-class-a-0.png');
+    const missing = await cliRun(['predict', '--run', runDir, '--image', image]);
+    assert.notEqual(missing.code, 0);
+    assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
+    assert.match(missing.stderr, /knowledge base not found \(the path comes from .*kb\.json\); if the KB moved, point at it with --kb/);
+    const again2 = await cliJson(['predict', '--run', runDir, '--image', image, '--kb', moved, '--json']);
+    assert.equal(again2.label, predicted.label);
+    const movedMetrics = await cliJson(['eval', '--run', runDir, '--test', data.test, '--kb', moved, '--many', '10', '--few', '4', '--json']);
+    assert.equal(movedMetrics.overall, metrics.overall);
+
+    // A KB rebuilt at the same path is a different KB (generation 1 again, new identity): nothing is reused.
+    await buildKnowledgeBase({ pairsCsv: data.kbCsv, out: kb, encoderSpec: 'pixels', quiet: true });
+    const third: string[] = [];
+    await runComparison({ ...options, onStep: (l) => third.push(l) });
+    assert.equal(third.filter((l) => /reusing/.test(l)).length, 0, third.join(' / '));
+    assert.equal(third.filter((l) => /train (full|mlp-only): started/.test(l)).length, 2);
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatEvalText, formatPredictionText, predictionReport } from '../src/eval/format.ts';
+import { formatEvalText } from '../src/eval/format.ts';
+import { formatPredictionText, predictionReport } from '../src/infer/report.ts';
 import { computeMetrics } from '../src/eval/metrics.ts';
 import { neighbour } from './helpers/eval-fakes.ts';
 

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { selectGallery } from '../src/eval/gallery.ts';
-import type { Prediction } from '../src/train/types.ts';
-import { neighbour, prediction } from './helpers/eval-fakes.ts';
+import { type CorePrediction, neighbour, prediction } from './helpers/eval-fakes.ts';
 
 const classes = ['big', 'rare1', 'rare2', 'mid'];
 const trainCounts = [200, 3, 8, 50];
 const edges = { many: 100, few: 20 };
 
-function fullPred(label: number, prob: number, k = 10): Prediction {
+function fullPred(label: number, prob: number, k = 10): CorePrediction {
   const nbs = Array.from({ length: k }, (_, r) => neighbour(r, classes[r % 4], 1 - r * 0.05));
   // attention grows with rank so that the top by attention differs from the top by similarity
   const att = Array.from({ length: k }, (_, r) => (r + 1) / ((k * (k + 1)) / 2));

@@ -10,7 +10,7 @@ import { openKbEncoder, openKnowledgeBase } from '../src/kb/index.ts';
 import { buildKbWithEncoderOf, concatPairsCsv, DEFAULT_TEXT_TEMPLATE, downstreamPairs, fillTemplate, manifestIds, writeDownstreamPairs } from '../src/kb/sources.ts';
 import { evaluateRun } from '../src/eval/evaluate.ts';
 import { trainRun } from '../src/train/index.ts';
-import { loadRun } from '../src/train/run.ts';
+import { Predictor } from '../src/infer/predictor.ts';
 import { readRetrievalCache, retrieveNeighbours } from '../src/train/retrieval.ts';
 import { RetformerError } from '../src/util/errors.ts';
 import { type TinyDataset, writeTinyDataset } from './helpers/eval-dataset.ts';
@@ -115,7 +115,7 @@ describe('a downstream KB and the leakage guard', () => {
     }
 
     // ... and evaluating on the training images (validation carved from them, audit) guards the same way
-    const run = await loadRun(runDir);
+    const run = await Predictor.fromRun(runDir);
     try {
       const r = await evaluateRun(run, train, { cacheDir: join(work, 'cache'), quiet: true });
       r.details.outputs.forEach((p, q) => {

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type ModelConfig, ModelConfigSchema } from '../src/model/config.ts';
-import { initParams, paramSpecs, toVariables } from '../src/model/params.ts';
-import { forward } from '../src/model/retformer.ts';
-import { initTf, matMul, tf } from '../src/model/tf.ts';
-import { softCrossEntropy } from '../src/train/loss.ts';
+import { initParams, paramSpecs } from '../src/model/params.ts';
 import { Rng } from '../src/util/rng.ts';
+import { forward } from './reference/retformer.ts';
+import { initTf, matMul, softCrossEntropy, tf, toVariables } from './reference/tf.ts';
 
 await initTf();
 

@@ -3,11 +3,12 @@ import { test } from 'node:test';
 import { type ModelConfig, ModelConfigSchema } from '../src/model/config.ts';
 import { DiffGraph } from '../src/model/onnx/diff-graph.ts';
 import { ForwardGraph, TrainGraph } from '../src/model/onnx/session.ts';
-import { initParams, paramSpecs, toVariables } from '../src/model/params.ts';
-import { forward } from '../src/model/retformer.ts';
-import { initTf, tf } from '../src/model/tf.ts';
-import { smoothedOneHot, softCrossEntropy } from '../src/train/loss.ts';
+import { initParams, paramSpecs } from '../src/model/params.ts';
+import { smoothedOneHot } from '../src/train/loss.ts';
+import { ElemType } from '../src/util/onnx-builder.ts';
 import { Rng } from '../src/util/rng.ts';
+import { forward } from './reference/retformer.ts';
+import { initTf, softCrossEntropy, tf, toVariables } from './reference/tf.ts';
 
 /**
  * The ONNX Runtime graphs (training step with hand-built backward, and inference) against the tfjs
@@ -101,7 +102,7 @@ for (const [name, overrides] of cases) {
   });
 }
 
-test('ONNX inference graph equals the tfjs forward (logits, attention, gate)', async () => {
+test('ONNX inference graph equals the tfjs forward (logits, attention, gate) and outputs the two branches', async () => {
   for (const overrides of [{ adaptive: true }, { heads: 4, k: 5 }, { variant: 'no-image' as const }, { variant: 'mlp-only' as const }]) {
     const { config, dims, params, batch } = setup(overrides, 3);
     const vars = toVariables(params);
@@ -132,6 +133,18 @@ test('ONNX inference graph equals the tfjs forward (logits, attention, gate)', a
     } else assert.equal(out.attention.length, 0);
     if (ref.gate) assert.ok(relErr(out.gate!, ref.gate) < 1e-4, 'gate');
     else assert.equal(out.gate, undefined);
+    // the branch outputs recompose the fused logits: tau/2 (L_I + L_R), tau ((1-g) L_I + g L_R), or tau L_I
+    const fused = out.logits.map((_, i) => {
+      const LI = out.imageLogits[i];
+      if (!out.retrievalLogits) return config.tau * LI;
+      const LR = out.retrievalLogits[i];
+      if (!out.gate) return (config.tau / 2) * (LI + LR);
+      const g = out.gate[Math.floor(i / C)];
+      return config.tau * ((1 - g) * LI + g * LR);
+    });
+    assert.equal(out.imageLogits.length, n * C);
+    assert.equal(out.retrievalLogits === undefined, config.variant === 'mlp-only');
+    assert.ok(relErr(fused, out.logits) < 1e-5, `${config.variant} branches recompose the logits`);
     for (const v of vars.values()) v.dispose();
   }
 });
@@ -142,4 +155,36 @@ test('DiffGraph.permute refuses an order that is not a permutation of the axis',
   assert.throws(() => g.permute(x, 1, [0, 0, 2]), /not a permutation/);
   assert.throws(() => g.permute(x, 1, [0, 1]), /not a permutation/);
   assert.equal(g.permute(x, 1, [2, 0, 1]).shape.join(','), '2,3,4');
+});
+
+test('DiffGraph.sum and DiffGraph.div: values and gradients equal tfjs autodiff', async () => {
+  await initTf();
+  const rng = new Rng(11);
+  const xs = Float32Array.from({ length: 2 * 3 * 4 }, () => rng.normal());
+  const cs = Float32Array.from({ length: 4 }, () => 1 + rng.next());
+  const w = Float32Array.from({ length: 2 * 3 }, () => rng.normal());
+  for (const keepdims of [true, false]) {
+    // y = sum_{b,t} w[b,t] * sum_j (x / c)[b,t,j]  (x and c both trainable)
+    const g = new DiffGraph();
+    const x = g.input('x', [2, 3, 4], true);
+    const c = g.input('c', [4], true);
+    const s = g.sum(g.div(x, c), [-1], keepdims); // [2, 3, 1] or [2, 3]
+    const y = g.sum(g.mul(s, g.weight('w', w, keepdims ? [2, 3, 1] : [2, 3])), keepdims ? [0, 1, 2] : [0, 1], false); // []
+    const grads = g.backward([[y, g.constant(1).name]], [x, c]);
+    const outs = [
+      { name: g.output(y, 'y'), elemType: ElemType.FLOAT, dims: [] },
+      { name: g.output(grads.get('x')!, 'gx'), elemType: ElemType.FLOAT, dims: [2, 3, 4] },
+      { name: g.output(grads.get('c')!, 'gc'), elemType: ElemType.FLOAT, dims: [4] },
+    ];
+    const { ort } = await import('../src/util/ort.ts');
+    const session = await ort.InferenceSession.create(g.toBytes('sum_div', outs));
+    const out = await session.run({ x: new ort.Tensor('float32', xs, [2, 3, 4]), c: new ort.Tensor('float32', cs, [4]) });
+    await session.release();
+    const f = (xt: tf.Tensor, ct: tf.Tensor) => tf.sum(tf.mul(tf.sum(tf.div(xt, ct), -1), tf.tensor2d(w, [2, 3])));
+    const [gx, gc] = tf.grads(f)([tf.tensor3d(xs, [2, 3, 4]), tf.tensor1d(cs)]);
+    const yRef = f(tf.tensor3d(xs, [2, 3, 4]), tf.tensor1d(cs)).dataSync();
+    assert.ok(relErr(out.y.data as Float32Array, yRef as Float32Array) < 1e-5, 'value');
+    assert.ok(relErr(out.gx.data as Float32Array, gx.dataSync() as Float32Array) < 1e-5, 'd/dx');
+    assert.ok(relErr(out.gc.data as Float32Array, gc.dataSync() as Float32Array) < 1e-5, 'd/dc');
+  }
 });

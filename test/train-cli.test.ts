@@ -4,7 +4,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildKnowledgeBase } from '../src/kb/index.ts';
-import { loadRun } from '../src/train/run.ts';
+import { Predictor } from '../src/infer/predictor.ts';
 import { toCsv } from '../src/util/csv.ts';
 import { tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
 
@@ -75,11 +75,11 @@ test('retformer train: trains, saves the run, refuses to overwrite, resumes, and
   assert.deepEqual(historyEpochs(part), [1, 2]);
   assert.deepEqual(readFileSync(join(part, 'model', 'weights.bin')), weightsBefore);
 
-  const run = await loadRun(out);
+  const run = await Predictor.fromRun(out);
   const queries = new Float32Array(2 * run.kb.dim);
   queries.set(await run.kb.vectors([0, 1], 'image'));
   const excludeIds = (await run.kb.meta([0, 1])).map((m) => new Set([m.id]));
-  const preds = await run.predict(queries, { excludeIds });
+  const preds = await run.classifyEmbeddings(queries, { excludeIds });
   assert.equal(preds.length, 2);
   preds.forEach((p, i) => {
     assert.equal(p.neighbours.length, 4);

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ModelConfigSchema } from '../src/model/config.ts';
 import { cloneParams, initParams, paramSpecs } from '../src/model/params.ts';
-import { initTf, tf } from '../src/model/tf.ts';
 import { assembleBatch, drawMixup, type TrainingData } from '../src/train/batch.ts';
-import { logPriorAdjustment, smoothedOneHot, softCrossEntropy } from '../src/train/loss.ts';
+import { logPriorAdjustment, smoothedOneHot } from '../src/train/loss.ts';
 import { AdamW, learningRate } from '../src/train/optimizer.ts';
 import { fetchNeighbourTable, guardNeighbours, retrieveNeighbours } from '../src/train/retrieval.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { Rng } from '../src/util/rng.ts';
+import { initTf, softCrossEntropy, tf } from './reference/tf.ts';
 import { makeClusteredProblem } from './helpers/train-fixtures.ts';
 
 await initTf();

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { trainRun } from '../src/train/index.ts';
-import { loadRun } from '../src/train/run.ts';
+import { Predictor } from '../src/infer/predictor.ts';
 import type { HistoryLine } from '../src/train/run-files.ts';
 import { RetformerError } from '../src/util/errors.ts';
 import { makeClusteredProblem, makeTmp } from './helpers/train-fixtures.ts';
@@ -104,11 +104,11 @@ test('resume really starts from the checkpoint on disk: perturbed checkpoint wei
   assert.notDeepEqual(weights('rp'), weights('a'), 'a resume that ignores the checkpoint would equal the uninterrupted run');
 });
 
-test('loadRun predicts with attention over the neighbours; adaptive runs report a gate', async () => {
+test('Predictor.fromRun classifies with attention over the neighbours; adaptive runs report a gate', async () => {
   await run('ad', { ...base, adaptive: true });
   for (const dir of ['a', 'ad']) {
-    const loaded = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder });
-    const preds = await loaded.predict(problem.testEmbeddings);
+    const loaded = await Predictor.fromRun(join(tmp.dir, dir), { kbInstance: problem.kb, encoder: problem.encoder });
+    const preds = await loaded.classifyEmbeddings(problem.testEmbeddings);
     await loaded.close();
     assert.equal(preds.length, problem.test.samples.length);
     for (const p of preds) {
@@ -117,6 +117,15 @@ test('loadRun predicts with attention over the neighbours; adaptive runs report 
       assert.ok(Math.abs(p.attention.reduce((a, b) => a + b, 0) - 1) < 1e-4);
       assert.ok(Math.abs(p.probs.reduce((a, b) => a + b, 0) - 1) < 1e-4);
       assert.equal(p.label, p.probs.indexOf(Math.max(...p.probs)));
+      assert.equal(p.className, `c${p.label}`);
+      assert.equal(p.probability, p.probs[p.label]);
+      assert.deepEqual(
+        p.top.map((t) => t.label),
+        Array.from(p.probs, (q, c) => ({ q, c }))
+          .sort((x, y) => y.q - x.q || x.c - y.c)
+          .map((t) => t.c),
+      );
+      assert.ok(Number.isFinite(p.branches.image) && Number.isFinite(p.branches.retrieval));
       if (dir === 'ad') assert.ok(p.gate !== undefined && p.gate > 0 && p.gate < 1);
       else assert.equal(p.gate, undefined);
     }
@@ -125,11 +134,11 @@ test('loadRun predicts with attention over the neighbours; adaptive runs report 
 
 test('single-query predictions equal batched predictions (one graph per row count)', async () => {
   for (const dir of ['a', 'ad']) {
-    const batched = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder });
-    const single = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder, batchSize: 1 });
-    const all = await batched.predict(problem.testEmbeddings);
+    const batched = await Predictor.fromRun(join(tmp.dir, dir), { kbInstance: problem.kb, encoder: problem.encoder });
+    const single = await Predictor.fromRun(join(tmp.dir, dir), { kbInstance: problem.kb, encoder: problem.encoder, batchSize: 1 });
+    const all = await batched.classifyEmbeddings(problem.testEmbeddings);
     for (let i = 0; i < all.length; i++) {
-      const [one] = await single.predict(problem.testEmbeddings.subarray(i * problem.dim, (i + 1) * problem.dim));
+      const [one] = await single.classifyEmbeddings(problem.testEmbeddings.subarray(i * problem.dim, (i + 1) * problem.dim));
       assert.equal(one.label, all[i].label);
       assert.deepEqual(
         one.neighbours.map((nb) => nb.id),
@@ -149,8 +158,8 @@ test('every variant, plain and adaptive, trains and predicts', async () => {
     for (const adaptive of variant === 'mlp-only' ? [false] : [false, true]) {
       const dir = `v-${variant}-${adaptive}`;
       await run(dir, { ...base, epochs: 1, variant, adaptive });
-      const loaded = await loadRun(join(tmp.dir, dir), { kb: problem.kb, encoder: problem.encoder });
-      const preds = await loaded.predict(problem.testEmbeddings.subarray(0, 2 * problem.dim));
+      const loaded = await Predictor.fromRun(join(tmp.dir, dir), { kbInstance: problem.kb, encoder: problem.encoder });
+      const preds = await loaded.classifyEmbeddings(problem.testEmbeddings.subarray(0, 2 * problem.dim));
       await loaded.close();
       assert.equal(preds.length, 2);
       assert.equal(preds[0].neighbours.length, variant === 'mlp-only' ? 0 : 4);
@@ -177,11 +186,11 @@ test('the KB changes under a trained run without retraining: added pairs are ret
   const p = makeClusteredProblem(problemOptions); // its own copy: this test edits the KB
   await trainRun({ dataset: p.train, kb: p.kb, encoder: p.encoder, embeddings: p.trainEmbeddings, outDir: join(tmp.dir, 'live'), quiet: true, config: base });
   const weightsBefore = weights('live');
-  const loaded = await loadRun(join(tmp.dir, 'live'), { kb: p.kb, encoder: p.encoder });
+  const loaded = await Predictor.fromRun(join(tmp.dir, 'live'), { kbInstance: p.kb, encoder: p.encoder });
   try {
     const D = problemOptions.dim;
     const q = p.testEmbeddings.subarray(0, D); // a class-0 test picture
-    const [before] = await loaded.predict(q);
+    const [before] = await loaded.classifyEmbeddings(q);
     const generation = p.kb.manifest.generation;
     // k new pairs whose image is the query itself and whose text is that of the KB pair nearest a class-2 test picture
     const classTwoPicture = p.testEmbeddings.subarray(8 * D, 9 * D); // test rows are 4 per class
@@ -190,7 +199,7 @@ test('the KB changes under a trained run without retraining: added pairs are ret
     const added = Array.from({ length: base.k }, (_, j) => ({ meta: { id: `live-${j}`, text: 'a c2', source: `/fake/live/${j}.png`, label: 'c2' }, imageVector: q.slice(), textVector: classTwoText }));
     p.kb.add(added);
     assert.ok(p.kb.manifest.generation > generation, 'the add is a new KB generation');
-    const [after] = await loaded.predict(q);
+    const [after] = await loaded.classifyEmbeddings(q);
     assert.deepEqual(
       after.neighbours.map((n) => n.id).sort(),
       added.map((a) => a.meta.id).sort(),
@@ -202,7 +211,7 @@ test('the KB changes under a trained run without retraining: added pairs are ret
       'the retrieval branch sees the new neighbours',
     );
     p.kb.remove(added.map((a) => a.meta.id));
-    const [restored] = await loaded.predict(q);
+    const [restored] = await loaded.classifyEmbeddings(q);
     assert.deepEqual(
       restored.neighbours.map((n) => n.id),
       before.neighbours.map((n) => n.id),

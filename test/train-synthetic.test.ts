@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { trainRun } from '../src/train/index.ts';
-import { loadRun } from '../src/train/run.ts';
+import { Predictor } from '../src/infer/predictor.ts';
 import { makeClusteredProblem, makeTmp } from './helpers/train-fixtures.ts';
 
 const tmp = makeTmp();
@@ -32,8 +32,8 @@ async function fewAccuracy(variant: 'full' | 'mlp-only'): Promise<number> {
     quiet: true,
     config: { variant, epochs: 30, batchSize: 32, microBatch: 32, width: 32, heads: 2, layers: 2, hidden: 64, k: 8, lr: 3e-3, mixupAlpha: 0, seed: 3 },
   });
-  const run = await loadRun(outDir, { kb: problem.kb, encoder: problem.encoder });
-  const preds = await run.predict(problem.testEmbeddings);
+  const run = await Predictor.fromRun(outDir, { kbInstance: problem.kb, encoder: problem.encoder });
+  const preds = await run.classifyEmbeddings(problem.testEmbeddings);
   await run.close();
   let right = 0;
   let total = 0;

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { mapConcurrent } from '../encoders/image.ts';
+import { mapConcurrent } from '../util/concurrency.ts';
 import type { Bucket, BucketEdges } from '../eval/types.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeJsonAtomic } from '../util/fs.ts';

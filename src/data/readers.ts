@@ -110,7 +110,8 @@ function readCsvSamples(file: string): Sample[] {
   });
 }
 
-function listImages(dir: string): string[] {
+/** Image files under `dir` (recursive, hidden entries skipped), sorted by name at each level. */
+export function listImages(dir: string): string[] {
   const out: string[] = [];
   const entries = readdirSync(dir, { withFileTypes: true })
     .filter((e) => !e.name.startsWith('.'))

@@ -4,7 +4,7 @@ import { readDataset } from '../data/index.ts';
 import type { Dataset } from '../data/types.ts';
 import type { KnowledgeBase, PairMeta } from '../kb/types.ts';
 import { retrieveNeighbours } from '../train/retrieval.ts';
-import type { LoadedRun } from '../train/types.ts';
+import type { Predictor } from '../infer/types.ts';
 import { toCsv } from '../util/csv.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
@@ -137,7 +137,7 @@ export interface AuditOptions {
 }
 
 /** Audit the labels of `train` against the retrieved evidence of the run's KB (with its encoder). */
-export async function auditLabels(run: Pick<LoadedRun, 'kb' | 'encoder' | 'config'>, train: Dataset, options: AuditOptions = {}): Promise<{ rows: AuditRow[]; summary: AuditSummary }> {
+export async function auditLabels(run: Pick<Predictor, 'kb' | 'encoder' | 'config'>, train: Dataset, options: AuditOptions = {}): Promise<{ rows: AuditRow[]; summary: AuditSummary }> {
   const k = options.k ?? run.config.k;
   const maxSupport = options.maxSupport ?? DEFAULT_MAX_SUPPORT;
   if (!(maxSupport >= 0 && maxSupport <= 1)) throw new RetformerError(`--max-support must be in [0, 1], got ${maxSupport}`);
@@ -213,6 +213,6 @@ export function writeAudit(outDir: string, audit: { rows: AuditRow[]; summary: A
 }
 
 /** Read the training CSV and audit it with an opened run. */
-export async function auditTrainingCsv(run: Pick<LoadedRun, 'kb' | 'encoder' | 'config'>, trainCsv: string, options: AuditOptions = {}) {
+export async function auditTrainingCsv(run: Pick<Predictor, 'kb' | 'encoder' | 'config'>, trainCsv: string, options: AuditOptions = {}) {
   return auditLabels(run, readDataset(resolve(trainCsv)), options);
 }

@@ -2,7 +2,7 @@ import type { Dataset } from '../data/types.ts';
 import { checkImagesExist } from '../data/readers.ts';
 import { EmbeddingCache, defaultCacheDir } from '../encoders/cache.ts';
 import type { Encoder } from '../encoders/types.ts';
-import type { LoadedRun, Prediction } from '../train/types.ts';
+import type { Prediction, Predictor } from '../infer/types.ts';
 import { inputError } from '../util/errors.ts';
 import { startProgress } from '../util/progress.ts';
 import { type AbstentionSummary, abstentionSummary, expectedCalibrationError, topConfidences } from './calibration.ts';
@@ -14,9 +14,9 @@ export interface EvaluateOptions {
   edges?: BucketEdges;
   /** Embedding cache folder (default `defaultCacheDir()`). */
   cacheDir?: string;
-  /** Queries per `run.predict` call. */
+  /** Queries per `classifyEmbeddings` call. */
   batchSize?: number;
-  /** Test embeddings already computed with `run.encoder` ([n, dim], test order): skips embedding. */
+  /** Test embeddings already computed with the predictor's encoder ([n, dim], test order): skips embedding. */
   embeddings?: Float32Array;
   quiet?: boolean;
   /** Abstain where the top probability is below this (coverage and accuracy of the answered pictures in `abstention`). */
@@ -24,9 +24,9 @@ export interface EvaluateOptions {
 }
 
 export interface EvaluateDetails {
-  /** True class index per test sample, in `run.classes` order. */
+  /** True class index per test sample, in the predictor's class order. */
   labels: number[];
-  /** The run's full output per test sample (probabilities, neighbours, attention, gate). */
+  /** The predictor's full output per test sample (probabilities, neighbours, attention, branches, gate). */
   outputs: Prediction[];
   /** Test image embeddings [n, dim]. */
   embeddings: Float32Array;
@@ -74,10 +74,10 @@ export async function embedTestImages(encoder: Encoder, test: Dataset, options: 
 
 /**
  * Evaluate a trained run on a test split: embed the test pictures with the run's encoder (cached),
- * predict in batches (retrieving from the KB as it is now), and compute the long-tail metrics with
- * the run's training counts.
+ * classify in batches through its Predictor (retrieving from the KB as it is now), and compute the
+ * long-tail metrics with the run's training counts.
  */
-export async function evaluateRun(run: LoadedRun, test: Dataset, options: EvaluateOptions = {}): Promise<EvaluateResult> {
+export async function evaluateRun(run: Predictor, test: Dataset, options: EvaluateOptions = {}): Promise<EvaluateResult> {
   const labels = labelIndices(test, run.classes);
   const t0 = performance.now();
   const embeddings = options.embeddings ?? (await embedTestImages(run.encoder, test, options)); // [n, dim]
@@ -92,7 +92,7 @@ export async function evaluateRun(run: LoadedRun, test: Dataset, options: Evalua
       const end = Math.min(n, start + batchSize);
       // leakage guard: a test picture never sees a KB pair made from itself (matters for a downstream KB holding the split)
       const sources = test.samples.slice(start, end).map((s) => s.path);
-      const batch = await run.predict(embeddings.subarray(start * dim, end * dim), { sources }); // [batch] predictions
+      const batch = await run.classifyEmbeddings(embeddings.subarray(start * dim, end * dim), { sources }); // [batch] predictions
       outputs.push(...batch);
       progress.update(end);
     }

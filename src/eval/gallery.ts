@@ -1,4 +1,4 @@
-import type { Prediction } from '../train/types.ts';
+import type { Prediction } from '../infer/types.ts';
 import type { GalleryItem, GalleryNeighbour } from './results.ts';
 import type { BucketEdges } from './types.ts';
 
@@ -12,7 +12,7 @@ export interface GalleryInput {
   /** MLP-only predicted class per test sample. */
   mlpPredictions: ArrayLike<number>;
   /** RetFormer full's output per test sample. */
-  full: readonly Prediction[];
+  full: readonly Pick<Prediction, 'label' | 'probs' | 'neighbours' | 'attention'>[];
   /** Most items to return (default 12). */
   max?: number;
   /** Neighbours kept per item, by attention weight (default 8). */

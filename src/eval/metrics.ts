@@ -8,7 +8,7 @@ export interface MetricsInput {
   /** True class index per test sample. */
   labels: ArrayLike<number>; // [n]
   /** Class names in class-index order. */
-  classes: string[]; // [C]
+  classes: readonly string[]; // [C]
   /** Training images per class (class order): decides each class's Many/Medium/Few bucket, as LIFT does. */
   trainCounts: ArrayLike<number>; // [C]
   edges?: BucketEdges;

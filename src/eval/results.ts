@@ -19,6 +19,13 @@ export interface MethodResult {
   trainSeconds?: number;
 }
 
+/** A method of the comparison that did not run or finish, and why (precondition, failed training, evaluation error). */
+export interface SkippedMethod {
+  key: string;
+  name: string;
+  reason: string;
+}
+
 export interface GalleryNeighbour {
   /** Absolute path of the neighbour's image. */
   source: string;
@@ -49,7 +56,10 @@ export interface CompareResults {
   edges: BucketEdges;
   /** Test samples in order: absolute image path and true class index. */
   test: { path: string; label: number }[];
+  /** The methods that finished, in table order. */
   methods: MethodResult[];
+  /** Methods asked for that were skipped, with the reason (absent when all finished). */
+  skipped?: SkippedMethod[];
   /**
    * Retrieval purity per class (class order): mean share of the k image-neighbours of this class's
    * test pictures whose KB label equals the class, in [0, 1]; null when the class has no test

@@ -4,9 +4,9 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readDataset } from '../data/index.ts';
 import { carveValidation, DEFAULT_VALIDATION_SHARE, writeValidationCsvs } from '../data/validation.ts';
-import { mapConcurrent } from '../encoders/image.ts';
+import { mapConcurrent } from '../util/concurrency.ts';
 import { readConfigFile } from '../train/config.ts';
-import type { Variant } from '../train/types.ts';
+import type { Variant } from '../model/config.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeJsonAtomic } from '../util/fs.ts';
 

@@ -1,5 +1,8 @@
 import { z } from 'zod';
-import { VARIANTS } from '../train/types.ts';
+
+/** Model variants (ablations and the RAC-like baseline) selectable with --variant. */
+export const VARIANTS = ['full', 'no-text', 'no-image', 'image-only', 'mlp-only'] as const;
+export type Variant = (typeof VARIANTS)[number];
 
 /** Architecture of the RetFormer model (the trainable head on top of frozen embeddings). */
 export const modelConfigFields = {

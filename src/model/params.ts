@@ -4,7 +4,6 @@ import { RetformerError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
 import { Rng } from '../util/rng.ts';
 import { type ModelConfig, type ModelDims, usesRetrieval } from './config.ts';
-import { tf } from './tf.ts';
 
 /** One parameter's recipe: shape, initialiser and whether AdamW decays it. */
 export interface ParamSpec {
@@ -94,20 +93,6 @@ export function initParams(specs: readonly ParamSpec[], seed: number): ParamValu
     else if (s.init === 'normal') for (let i = 0; i < n; i++) data[i] = rng.normal() * (s.std ?? 0.02);
     out.set(s.name, { shape: [...s.shape], data });
   }
-  return out;
-}
-
-/** Trainable tfjs variables for the given values. */
-export function toVariables(values: ParamValues): Map<string, tf.Variable> {
-  const vars = new Map<string, tf.Variable>();
-  for (const [name, v] of values) vars.set(name, tf.tidy(() => tf.variable(tf.tensor(v.data, v.shape, 'float32'), true)));
-  return vars;
-}
-
-/** Copy variables back to host memory. */
-export function fromVariables(vars: ReadonlyMap<string, tf.Tensor>): ParamValues {
-  const out: ParamValues = new Map();
-  for (const [name, v] of vars) out.set(name, { shape: [...v.shape], data: v.dataSync() as Float32Array });
   return out;
 }
 

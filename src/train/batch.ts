@@ -1,3 +1,4 @@
+import { assembleInputs } from '../model/inputs.ts';
 import type { Rng } from '../util/rng.ts';
 import { smoothedOneHot } from './loss.ts';
 import type { NeighbourTable } from './retrieval.ts';
@@ -37,22 +38,13 @@ export function drawMixup(rng: Rng, n: number, alpha: number): MixupPlan | undef
 export function assembleBatch(data: TrainingData, indices: readonly number[], labelSmoothing: number, mixup?: MixupPlan): HostBatch {
   const { dim: D, k, classes: C } = data;
   const n = indices.length;
-  const query = new Float32Array(n * D);
-  const retrieval = data.table !== undefined;
-  const imageTokens = new Float32Array(retrieval ? n * (k + 1) * D : 0); // [n, k+1, D]
-  const neighbourTexts = new Float32Array(retrieval ? n * k * D : 0); // [n, k, D]
+  const query = new Float32Array(n * D); // [n, D]
+  const slots = new Int32Array(data.table ? n * k : 0); // [n, k] rows of the neighbour table
   indices.forEach((s, b) => {
-    const z = data.embeddings.subarray(s * D, (s + 1) * D);
-    query.set(z, b * D);
-    if (!data.table) return;
-    imageTokens.set(z, b * (k + 1) * D);
-    for (let j = 0; j < k; j++) {
-      const u = data.table.index[s * k + j];
-      if (u < 0) continue; // fewer than k neighbours: the row stays zero
-      imageTokens.set(data.table.images.subarray(u * D, (u + 1) * D), (b * (k + 1) + 1 + j) * D);
-      neighbourTexts.set(data.table.texts.subarray(u * D, (u + 1) * D), (b * k + j) * D);
-    }
+    query.set(data.embeddings.subarray(s * D, (s + 1) * D), b * D);
+    if (data.table) slots.set(data.table.index.subarray(s * k, (s + 1) * k), b * k);
   });
+  const { imageTokens, neighbourTexts } = assembleInputs(query, n, D, k, slots, data.table);
   const targets = smoothedOneHot(
     indices.map((s) => data.labels[s]),
     C,

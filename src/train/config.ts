@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { modelConfigFields } from '../model/config.ts';
+import { type ModelConfig, modelConfigFields } from '../model/config.ts';
 import { RetformerError } from '../util/errors.ts';
 
 /**
@@ -65,4 +65,10 @@ export function resolveTrainConfig(fileLayer: Record<string, unknown> | undefine
   const merged: Record<string, unknown> = { ...(fileLayer ?? {}) };
   for (const [key, v] of Object.entries(flagLayer)) if (v !== undefined) merged[key] = v;
   return parseTrainConfig(merged, where);
+}
+
+/** The model config part of a train config. */
+export function modelConfigOf(config: TrainConfig): ModelConfig {
+  const { variant, k, width, heads, layers, hidden, ffn, adaptive, tau } = config;
+  return { variant, k, width, heads, layers, hidden, ffn, adaptive, tau };
 }

@@ -6,7 +6,7 @@ import { defaultCacheDir, EmbeddingCache } from '../encoders/cache.ts';
 import type { Encoder } from '../encoders/types.ts';
 import { openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase } from '../kb/types.ts';
-import { type ModelConfig, usesRetrieval } from '../model/config.ts';
+import { usesRetrieval } from '../model/config.ts';
 import { checkParams, initParams, loadParams, paramSpecs, saveParams } from '../model/params.ts';
 import { readCsv } from '../util/csv.ts';
 import { RetformerError } from '../util/errors.ts';
@@ -14,14 +14,14 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
 import { startProgress } from '../util/progress.ts';
 import { Rng } from '../util/rng.ts';
 import { assembleBatch, drawMixup, type TrainingData } from './batch.ts';
-import { parseTrainConfig, readConfigFile, resolveTrainConfig, type TrainConfig } from './config.ts';
+import { modelConfigOf, parseTrainConfig, readConfigFile, resolveTrainConfig, type TrainConfig } from './config.ts';
 import { logPriorAdjustment } from './loss.ts';
 import { learningRate } from './optimizer.ts';
 import { fetchNeighbourTable, readRetrievalCache, retrievalKey, retrieveNeighbours, writeRetrievalCache } from './retrieval.ts';
 import { type CheckpointState, type HistoryLine, RUN_FILES, type RunKbInfo, readJson } from './run-files.ts';
 import { Trainer } from './trainer.ts';
 
-export { type TrainConfig, TrainConfigSchema } from './config.ts';
+export { modelConfigOf, type TrainConfig, TrainConfigSchema } from './config.ts';
 
 export interface TrainRunOptions {
   /** Training manifest (CSV with path,label[,text,id]); or give `dataset`. */
@@ -184,12 +184,6 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     if (ownEncoder) await encoder?.close();
     if (ownKb) await kb?.close();
   }
-}
-
-/** The model config part of a train config. */
-export function modelConfigOf(config: TrainConfig): ModelConfig {
-  const { variant, k, width, heads, layers, hidden, ffn, adaptive, tau } = config;
-  return { variant, k, width, heads, layers, hidden, ffn, adaptive, tau };
 }
 
 async function trainLoop(runDir: string, config: TrainConfig, data: TrainingData, counts: number[], resuming: boolean, options: TrainRunOptions): Promise<{ samplesPerSecond: number; epochsTrained: number }> {

@@ -1,16 +1,3 @@
-import { tf } from '../model/tf.ts';
-
-/**
- * Soft-target cross-entropy: mean over rows of -sum_c t_c log softmax(f + adj)_c.
- * `logitAdjust` ([C], optional) is LACE's tau_la * log(prior_c), added during training only.
- */
-export function softCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D, logitAdjust?: tf.Tensor1D): tf.Scalar {
-  return tf.tidy(() => {
-    const f = logitAdjust ? tf.add(logits, logitAdjust) : logits;
-    return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(f)), 1))) as tf.Scalar;
-  });
-}
-
 /** LACE's additive term tau_la * log(prior_c) from training class counts (empty classes get a count of 1). */
 export function logPriorAdjustment(counts: readonly number[], tauLa: number): Float32Array {
   const total = counts.reduce((a, b) => a + Math.max(b, 1), 0);

@@ -51,3 +51,8 @@ export function toCsv(columns: readonly string[], rows: readonly Record<string, 
     { header: true, columns: [...columns] },
   );
 }
+
+/** One CSV record (with its line end), quoted as needed: for writing a table row by row. */
+export function csvLine(values: readonly (string | number | undefined)[]): string {
+  return stringify([values.map((v) => v ?? '')]);
+}

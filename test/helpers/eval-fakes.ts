@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import type { Encoder, EncoderDescriptor } from '../../src/encoders/types.ts';
 import type { KnowledgeBase, Neighbour } from '../../src/kb/types.ts';
-import type { LoadedRun, Prediction } from '../../src/train/types.ts';
+import { topClasses } from '../../src/infer/predictor.ts';
+import type { Prediction, Predictor } from '../../src/infer/types.ts';
 
 /** Fakes for evaluation tests: an encoder with fixed vectors, a run whose predict is a plain function. */
 
@@ -70,28 +71,35 @@ export function encoderDescriptor(dim: number, id = 'fake-encoder'): EncoderDesc
   return { kind: 'fake', id, dim };
 }
 
-/** A LoadedRun whose predict is `predictOne` applied per query row; counts predict calls. */
+/** The parts of a prediction a fake decides; the fake predictor fills in names, top classes and branches. */
+export type CorePrediction = Pick<Prediction, 'label' | 'probs' | 'neighbours' | 'attention' | 'gate'>;
+
+/** A Predictor whose classifyEmbeddings is `predictOne` applied per query row; counts its calls. */
 export function fakeRun(args: {
   classes: string[];
   trainCounts: number[];
   encoder: Encoder;
   kb: KnowledgeBase;
-  predictOne: (embedding: Float32Array) => Prediction;
-}): LoadedRun & { predictCalls: number } {
+  predictOne: (embedding: Float32Array) => CorePrediction;
+}): Predictor & { predictCalls: number } {
+  const complete = (p: CorePrediction): Prediction => ({ ...p, className: args.classes[p.label], probability: p.probs[p.label], top: topClasses(p.probs, args.classes, 5), branches: { image: 0 } });
   const run = {
-    dir: '/fake/run',
+    runDir: '/fake/run',
     config: { variant: 'full' as const, k: 2, seed: 0 },
     classes: args.classes,
     trainCounts: args.trainCounts,
     kb: args.kb,
     encoder: args.encoder,
     predictCalls: 0,
-    async predict(embeddings: Float32Array): Promise<Prediction[]> {
+    async classifyEmbeddings(embeddings: Float32Array): Promise<Prediction[]> {
       run.predictCalls++;
       const dim = args.encoder.dim;
       const out: Prediction[] = [];
-      for (let off = 0; off < embeddings.length; off += dim) out.push(args.predictOne(embeddings.subarray(off, off + dim)));
+      for (let off = 0; off < embeddings.length; off += dim) out.push(complete(args.predictOne(embeddings.subarray(off, off + dim))));
       return out;
+    },
+    async classify(images: readonly (string | Uint8Array)[]): Promise<Prediction[]> {
+      return run.classifyEmbeddings(await args.encoder.embedImages(images));
     },
     async close() {},
   };
@@ -99,7 +107,7 @@ export function fakeRun(args: {
 }
 
 /** A prediction with one-hot-ish probabilities for `label` over `numClasses`, plus optional neighbours/attention. */
-export function prediction(label: number, numClasses: number, prob = 0.9, neighbours: Neighbour[] = [], attention: number[] = []): Prediction {
+export function prediction(label: number, numClasses: number, prob = 0.9, neighbours: Neighbour[] = [], attention: number[] = []): CorePrediction {
   const probs = new Float32Array(numClasses).fill(numClasses > 1 ? (1 - prob) / (numClasses - 1) : 0);
   probs[label] = prob;
   return { label, probs, neighbours, attention: Float32Array.from(attention) };

@@ -45,9 +45,9 @@ export function registerAuditCommand(program: Command): void {
       const maxSupport = probabilityFlag('--max-support', flags.maxSupport);
       const top = positiveIntFlag('--top', flags.top);
       const out = resolve(flags.out ?? join(runDir, 'audit'));
-      const { loadRun } = await import('../../train/run.ts');
+      const { Predictor } = await import('../../infer/predictor.ts');
       const { auditTrainingCsv, formatAuditSummary, writeAudit } = await import('../../eval/audit.ts');
-      const run = await loadRun(runDir);
+      const run = await Predictor.fromRun(runDir);
       try {
         const audit = await auditTrainingCsv(run, trainFile, { k, maxSupport, cacheDir: flags.cache, quiet: Boolean(flags.quiet || flags.json) });
         const { csv } = writeAudit(out, audit);

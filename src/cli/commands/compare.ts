@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { edgesFromFlags, listFlag, nonNegativeIntFlag, positiveIntFlag } from '../../eval/cli-args.ts';
-import { METHOD_KEYS } from '../../eval/methods.ts';
+import { METHOD_KEYS } from '../../experiments/methods.ts';
 import { LIFT_BUCKETS } from '../../eval/types.ts';
 
 interface CompareFlags {
@@ -30,7 +30,8 @@ export function registerCompareCommand(program: Command): void {
       'Train (as child processes, --jobs at a time) and evaluate all methods on one split — MLP only, kNN vote, ' +
         'image-only retrieval (RAC-like), zero-shot, RetFormer no-text / no-image / full / adaptive — and print one ' +
         'table (Many / Medium / Few / Overall). Writes OUT/results.json, OUT/results.md, OUT/runs/<method>, OUT/logs/<method>.log; ' +
-        'a run already trained with the same settings is reused.',
+        'a run already trained with the same settings, training data and KB is reused. A method the KB cannot serve ' +
+        '(e.g. kNN vote on a KB without labels) is skipped before any training, with the reason under the table.',
     )
     .requiredOption('--train <file>', 'training split (CSV manifest, image folder or LIFT .txt)')
     .requiredOption('--test <file>', 'test split')
@@ -63,19 +64,20 @@ export function registerCompareCommand(program: Command): void {
         quiet: Boolean(flags.quiet || flags.json),
         cacheDir: flags.cache,
       };
-      const { runComparison } = await import('../../eval/compare.ts');
-      const { formatMetricsTable } = await import('../../eval/metrics.ts');
+      const { runComparison } = await import('../../experiments/compare.ts');
+      const { formatComparisonTable } = await import('../../experiments/compare-format.ts');
       const results = await runComparison(options);
       if (flags.json) {
         const summary = {
           methods: results.methods.map((m) => ({ key: m.key, name: m.name, kind: m.kind, metrics: m.metrics, trainSeconds: m.trainSeconds })),
+          ...(results.skipped ? { skipped: results.skipped } : {}),
           timings: results.timings,
           settings: results.settings,
           results: `${options.out}/results.json`,
         };
         process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       } else {
-        process.stdout.write(formatMetricsTable(results.methods.map((m) => ({ name: m.name, metrics: m.metrics }))));
+        process.stdout.write(formatComparisonTable(results));
         process.stdout.write(`\nresults: ${options.out}/results.json, ${options.out}/results.md\n`);
       }
     });

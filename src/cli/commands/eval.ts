@@ -8,6 +8,7 @@ import { RetformerError } from '../../util/errors.ts';
 interface EvalFlags {
   run: string;
   test: string;
+  kb?: string;
   many?: string;
   few?: string;
   cache?: string;
@@ -28,6 +29,7 @@ export function registerEvalCommand(program: Command): void {
     )
     .requiredOption('--run <dir>', 'run folder written by `retformer train`')
     .requiredOption('--test <file>', 'test split: CSV manifest (path,label[,text]), image folder root/<label>/*, or LIFT .txt split')
+    .option('--kb <dir>', "the run's KB at another path (default: the path recorded in RUN/kb.json)")
     .option('--many <n>', `Many bucket: classes with more than n training images (default ${LIFT_BUCKETS.many})`)
     .option('--few <n>', `Few bucket: classes with fewer than n training images (default ${LIFT_BUCKETS.few})`)
     .option('--cache <dir>', 'embedding cache folder (default $RETFORMER_CACHE or ./.cache/retformer/embeddings)')
@@ -46,9 +48,9 @@ export function registerEvalCommand(program: Command): void {
       const quiet = Boolean(flags.quiet || flags.json);
       const { readDataset } = await import('../../data/index.ts');
       const test = readDataset(testFile);
-      const { loadRun } = await import('../../train/run.ts');
+      const { Predictor } = await import('../../infer/predictor.ts');
       const { evaluateRun } = await import('../../eval/evaluate.ts');
-      const run = await loadRun(runDir);
+      const run = await Predictor.fromRun(runDir, { kb: flags.kb });
       try {
         const { metrics, abstention } = await evaluateRun(run, test, { edges, cacheDir: flags.cache, batchSize, quiet, abstainBelow });
         if (flags.json) {

@@ -6,44 +6,100 @@ import { RetformerError } from '../../util/errors.ts';
 
 interface PredictFlags {
   run: string;
-  image: string;
+  image: string[];
+  dir?: string;
+  manifest?: string;
+  out?: string;
+  format?: string;
+  force?: boolean;
+  kb?: string;
   top: string;
+  batchSize: string;
   abstainBelow?: string;
   json?: boolean;
+  quiet?: boolean;
 }
 
-/** `retformer predict`: classify one picture and show the neighbours behind the answer. */
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** The pictures named by --image (repeated), --dir and --manifest, in that order. */
+async function picturesOf(flags: PredictFlags): Promise<string[]> {
+  const images = flags.image.map((p) => resolve(p));
+  for (const image of images) {
+    if (!existsSync(image)) throw new RetformerError(`${image}: image file not found (--image)`);
+    if (statSync(image).isDirectory()) throw new RetformerError(`${image}: is a folder, expected an image file (--image; use --dir for a folder)`);
+  }
+  if (flags.dir !== undefined || flags.manifest !== undefined) {
+    const { imagesInFolder, imagesInManifest } = await import('../../data/image-list.ts');
+    if (flags.dir !== undefined) images.push(...imagesInFolder(flags.dir));
+    if (flags.manifest !== undefined) images.push(...imagesInManifest(resolve(flags.manifest)));
+  }
+  if (images.length === 0) throw new RetformerError('no pictures: give --image FILE (repeatable), --dir FOLDER or --manifest CSV');
+  return images;
+}
+
+/** `retformer predict`: classify one picture (human text or --json) or many (CSV / JSON Lines rows). */
 export function registerPredictCommand(program: Command): void {
   program
     .command('predict')
-    .summary('Classify one image and show the neighbours behind the answer')
+    .summary('Classify images and show the neighbours behind each answer (one, or many to CSV / JSON Lines)')
     .description(
-      'Classify one image with a trained run: the label and its probability, the top classes, and the k KB neighbours ' +
-        'with their text, similarity and attention weight in the fusion.',
+      "Classify images with a trained run: the label and its probability, the top classes, the two branches' logits " +
+        'for that label (L_I: MLP, L_R: retrieval), and the k KB neighbours with their text, similarity and attention weight. ' +
+        'One --image prints a readable report (or --json); several --image, --dir or --manifest write one row per picture ' +
+        'as CSV or JSON Lines to --out (or to stdout), with progress on stderr. Unreadable pictures get a row with an error.',
     )
     .requiredOption('--run <dir>', 'run folder written by `retformer train`')
-    .requiredOption('--image <file>', 'the picture to classify (PNG, JPEG, WebP, ...)')
+    .option('--image <file>', 'a picture to classify (PNG, JPEG, WebP, ...); repeat for several', collect, [] as string[])
+    .option('--dir <folder>', 'classify every image file under this folder (recursive, sorted)')
+    .option('--manifest <csv>', 'classify the pictures of a CSV with a path column (relative to the CSV)')
+    .option('--out <file>', 'write one row per picture to this file: .csv or .jsonl (default: stdout)')
+    .option('--format <csv|jsonl>', 'row format (default: from the --out extension, else jsonl)')
+    .option('--force', 'replace an existing --out file')
+    .option('--kb <dir>', "the run's KB at another path (default: the path recorded in RUN/kb.json)")
     .option('--top <n>', 'how many top classes to list', '5')
-    .option('--abstain-below <p>', 'abstain (say so, with the best guess) when the top probability is below p (0..1)')
-    .option('--json', 'print the prediction as JSON')
+    .option('--batch-size <n>', 'pictures per classify call (many pictures)', '64')
+    .option('--abstain-below <p>', 'one picture: abstain (say so, with the best guess) when the top probability is below p (0..1)')
+    .option('--json', 'one picture: print the prediction as JSON')
+    .option('--quiet', 'no progress on stderr')
     .action(async (flags: PredictFlags) => {
       const top = positiveIntFlag('--top', flags.top);
+      const chunk = positiveIntFlag('--batch-size', flags.batchSize);
       const abstainBelow = flags.abstainBelow === undefined ? undefined : probabilityFlag('--abstain-below', flags.abstainBelow);
       const runDir = resolve(flags.run);
       if (!existsSync(runDir)) throw new RetformerError(`${runDir}: run folder not found (--run)`);
-      const image = resolve(flags.image);
-      if (!existsSync(image)) throw new RetformerError(`${image}: image file not found (--image)`);
-      if (statSync(image).isDirectory()) throw new RetformerError(`${image}: is a folder, expected an image file (--image)`);
-      const { loadRun } = await import('../../train/run.ts');
-      const { formatPredictionText, predictionReport } = await import('../../eval/format.ts');
-      const run = await loadRun(runDir);
+      const images = await picturesOf(flags);
+      const single = images.length === 1 && flags.image.length === 1 && flags.out === undefined && flags.format === undefined;
+      const { Predictor } = await import('../../infer/predictor.ts');
+      if (single) {
+        const { formatPredictionText, predictionReport } = await import('../../infer/report.ts');
+        const predictor = await Predictor.fromRun(runDir, { kb: flags.kb });
+        try {
+          const [prediction] = await predictor.classify(images, { top });
+          const report = predictionReport(images[0], prediction, predictor.classes, top, abstainBelow);
+          process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatPredictionText(report));
+        } finally {
+          await predictor.close();
+        }
+        return;
+      }
+      const { openRowWriter, outputFormatOf, predictMany } = await import('../../infer/batch.ts');
+      const { startProgress } = await import('../../util/progress.ts');
+      const writer = openRowWriter(flags.out, outputFormatOf(flags.out, flags.format), flags.force);
+      let predictor: Awaited<ReturnType<typeof Predictor.fromRun>> | undefined;
+      const progress = startProgress('predict', images.length, { unit: 'img', quiet: flags.quiet });
       try {
-        const embedding = await run.encoder.embedImages([image]); // [1, dim]
-        const [prediction] = await run.predict(embedding);
-        const report = predictionReport(image, prediction, run.classes, top, abstainBelow);
-        process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatPredictionText(report));
+        predictor = await Predictor.fromRun(runDir, { kb: flags.kb, batchSize: chunk });
+        const { failed } = await predictMany(predictor, images, (r) => writer.write(r), { top, chunk, onProgress: (done) => progress.update(done) });
+        progress.stop();
+        writer.close();
+        if (!flags.quiet) process.stderr.write(`predicted ${images.length - failed} of ${images.length} pictures${failed > 0 ? ` (${failed} could not be read: see the error column)` : ''}${flags.out ? ` -> ${resolve(flags.out)}` : ''}\n`);
+      } catch (err) {
+        progress.stop();
+        writer.abort();
+        throw err;
       } finally {
-        await run.close();
+        await predictor?.close();
       }
     });
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { join, resolve } from 'node:path';
 import { K_GRID, type SelectionResult, TAU_GRID } from '../../eval/select.ts';
-import { VARIANTS } from '../../train/types.ts';
+import { VARIANTS } from '../../model/config.ts';
 import { RetformerError } from '../../util/errors.ts';
 import { writeJsonAtomic } from '../../util/fs.ts';
 import { parseFlags } from '../parse-flags.ts';

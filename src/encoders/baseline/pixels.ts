@@ -1,5 +1,6 @@
 import { Rng } from '../../util/rng.ts';
-import { decodeImage, mapConcurrent } from '../image.ts';
+import { mapConcurrent } from '../../util/concurrency.ts';
+import { decodeImage } from '../image.ts';
 import type { EmbedOptions, Encoder, EncoderDescriptor, ImageSource } from '../types.ts';
 import { normalizeRows } from '../vector.ts';
 

@@ -4,7 +4,8 @@
  *   texts -> sparse TF-IDF vectors -> shared space [n, d]
  */
 import type { Rng } from '../../util/rng.ts';
-import { decodeImage, mapConcurrent } from '../image.ts';
+import { mapConcurrent } from '../../util/concurrency.ts';
+import { decodeImage } from '../image.ts';
 import type { ImageSource } from '../types.ts';
 import {
   featureDim,

@@ -37,6 +37,7 @@ export const CompareResultsSchema = z
         trainSeconds: z.number().optional(),
       }),
     ),
+    skipped: z.array(z.object({ key: z.string(), name: z.string(), reason: z.string() })).optional(),
     purity: z.array(nullableNumber),
     gallery: z.array(
       z.object({

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import sharp from 'sharp';
-import { DEFAULT_BACKGROUND, mapConcurrent } from '../../encoders/image.ts';
+import { DEFAULT_BACKGROUND } from '../../encoders/image.ts';
+import { mapConcurrent } from '../../util/concurrency.ts';
 
 /** Folder of the report the thumbnails go to, relative to the report's root. */
 export const THUMB_DIR = 'img';

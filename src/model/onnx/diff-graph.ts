@@ -7,7 +7,8 @@ import { ElemType, OnnxGraphBuilder, type ValueSpec } from '../../util/onnx-buil
  * backward — as one native graph, about ten times the rate of tfjs-wasm on this CPU.
  *
  * Only the ops the RetFormer head needs exist; each rule is cross-checked against tfjs's autodiff in
- * test/model-onnx.test.ts.
+ * test/model-onnx.test.ts (the tfjs reference lives in test/reference/). The whole RetFormer graph,
+ * loss included, is written through these ops: no raw ONNX nodes outside this class.
  */
 export interface Value {
   readonly name: string;
@@ -59,6 +60,11 @@ export class DiffGraph {
 
   zeros(shape: readonly number[]): Value {
     return { name: this.b.floatConst(this.b.fresh('zeros'), new Float32Array(size(shape)), [...shape]), shape, grad: false };
+  }
+
+  /** A float scalar constant (shape []), no gradient. */
+  constant(v: number): Value {
+    return { name: this.scalar(v), shape: [], grad: false };
   }
 
   /** A float scalar constant, one per value per graph. */
@@ -165,6 +171,55 @@ export class DiffGraph {
     return out;
   }
 
+  /** Sum over `axes`; the gradient is the output gradient broadcast back over the summed axes. */
+  sum(x: Value, axes: readonly number[], keepdims: boolean): Value {
+    const rank = x.shape.length;
+    const summed = new Set(axes.map((a) => (a + rank) % rank));
+    const kept = x.shape.map((s, i) => (summed.has(i) ? 1 : s));
+    const shape = keepdims ? kept : x.shape.filter((_, i) => !summed.has(i));
+    return this.record(
+      'ReduceSum',
+      [x],
+      shape,
+      (g) => [this.b.node('Expand', [keepdims ? g : this.b.node('Reshape', [g, this.ints(kept)]), this.ints(x.shape)])],
+      { keepdims: keepdims ? 1 : 0 },
+      [this.ints(axes)],
+    );
+  }
+
+  /** a / c (broadcasting). */
+  div(a: Value, c: Value): Value {
+    const shape = broadcastShape(a.shape, c.shape);
+    const out = this.record('Div', [a, c], shape, (g) => [
+      a.grad ? this.unbroadcast(this.b.node('Div', [g, c.name]), shape, a.shape) : undefined,
+      c.grad ? this.unbroadcast(this.b.node('Neg', [this.b.node('Div', [this.b.node('Mul', [g, out.name]), c.name])]), shape, c.shape) : undefined,
+    ]);
+    return out;
+  }
+
+  /**
+   * The training loss over logits f [n, C]: lossScale * sum over rows of the soft-target
+   * cross-entropy -sum_c t_c log softmax(f + adjust)_c, as one op with its closed-form gradient
+   * d loss / d f = lossScale * (softmax(f + adjust) * sum_c t - t) (cheaper and tighter than
+   * differentiating LogSoftmax). targets [n, C], adjust [C] (LACE's log prior, zeros for CE) and
+   * lossScale [1] are inputs without gradient. Output: [1].
+   */
+  softCrossEntropy(logits: Value, targets: Value, adjust: Value, lossScale: Value): Value {
+    const b = this.b;
+    const f = b.node('Add', [logits.name, adjust.name]); // [n, C]
+    const logp = b.node('LogSoftmax', [f], { axis: -1 });
+    const ce = b.node('Neg', [b.node('ReduceSum', [b.node('Mul', [targets.name, logp]), b.int64Const(b.fresh('all'), [0, 1])], { keepdims: 0 })]);
+    const out: Value = { name: b.node('Mul', [ce, lossScale.name]), shape: [1], grad: logits.grad };
+    if (logits.grad) {
+      this.push([logits], out, (g) => {
+        const rowMass = b.node('ReduceSum', [targets.name, b.int64Const(b.fresh('classAxis'), [1])], { keepdims: 1 }); // [n, 1]
+        const seed = b.node('Mul', [b.node('Sub', [b.node('Mul', [b.node('Softmax', [f], { axis: -1 }), rowMass]), targets.name]), lossScale.name]);
+        return [b.node('Mul', [seed, g])];
+      });
+    }
+    return out;
+  }
+
   /** Layer norm over the last axis (ONNX LayerNormalization, whose Mean and InvStdDev outputs the backward reuses). */
   layerNorm(x: Value, gamma: Value, beta: Value, eps = 1e-5): Value {
     const [y, mean, inv] = this.b.nodeOutputs('LayerNormalization', [x.name, gamma.name, beta.name], { axis: -1, epsilon: { float: eps } }, [
@@ -250,7 +305,7 @@ export class DiffGraph {
     return this.record('Expand', [x], shape, (g) => [this.unbroadcast(g, shape, x.shape)], {}, [this.ints(shape)]);
   }
 
-  /** GELU, tanh approximation (as src/model/tf.ts): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+  /** GELU, tanh approximation (as test/reference/tf.ts): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
   gelu(x: Value): Value {
     const cube = this.mul(this.mul(x, x), x);
     const inner = this.scale(this.add(x, this.scale(cube, 0.044715)), Math.sqrt(2 / Math.PI));

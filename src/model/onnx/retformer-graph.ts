@@ -4,7 +4,7 @@ import { type ParamValues, paramSpecs } from '../params.ts';
 import { DiffGraph, type Value } from './diff-graph.ts';
 
 /**
- * The RetFormer forward of `../retformer.ts` as a static-shape ONNX graph for n queries, in two
+ * The RetFormer forward of the tfjs reference (test/reference/retformer.ts) as a static-shape ONNX graph for n queries, in two
  * forms: a training step (inputs: parameters, batch, soft targets; outputs: loss and every
  * parameter's gradient) and an inference graph with the weights baked in (outputs: logits,
  * attention over the neighbours, gate). Same maths, op for op, as the tfjs forward, which the tests
@@ -14,7 +14,10 @@ export type GraphMode = { kind: 'train' } | { kind: 'infer'; weights: ParamValue
 
 export interface BuiltGraph {
   bytes: Uint8Array;
-  /** Names of the graph's outputs: 'loss' and 'grad:<param>' (train), or 'logits', 'attention', 'gate' (infer). */
+  /**
+   * Names of the graph's outputs: 'loss' and 'grad:<param>' (train), or 'logits', 'attention', 'gate',
+   * 'imageLogits' (L_I) and 'retrievalLogits' (L_R) (infer).
+   */
   outputs: string[];
 }
 
@@ -88,6 +91,9 @@ function firstRows(g: DiffGraph, x: Value, n: number, rows: number, d: number): 
 
 interface ForwardValues {
   logits: Value; // [n, C]
+  /** The branches before fusion: L_I (MLP) and L_R (retrieval; absent for mlp-only), each [n, C]. */
+  imageLogits: Value;
+  retrievalLogits?: Value;
   attention?: Value; // [n, k]
   gate?: Value; // [n, 1]
 }
@@ -98,7 +104,7 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
   const { tau } = config;
   // branch 1: MLP(z) -> L_I [n, C]
   const LI = g.add(g.matmul(g.gelu(g.add(g.matmul(z, P('mlp.w1')), P('mlp.b1'))), P('mlp.w2')), P('mlp.b2'));
-  if (!usesRetrieval(config)) return { logits: g.scale(LI, tau) };
+  if (!usesRetrieval(config)) return { logits: g.scale(LI, tau), imageLogits: LI };
 
   const { k, width: d, heads, layers, adaptive, variant } = config;
   const T1 = k + 1;
@@ -161,16 +167,15 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
   } else {
     logits = g.scale(g.add(LI, LR), tau / 2);
   }
-  if (!wantRow) return { logits, gate };
+  if (!wantRow) return { logits, imageLogits: LI, retrievalLogits: LR, gate };
   // attention to each neighbour: mean over layers and directions, neighbour columns 1..k, renormalised
   const stacked = g.concat(
     rows.map((r) => g.reshape(r, [1, n, T1])),
     0,
   ); // [2L, n, k+1] (no gradient)
   const mean = g.slice(g.meanNoGrad(stacked, 0, false), [1], [T1], [1]); // [n, k]
-  const total = g.b.node('Add', [g.b.node('ReduceSum', [mean.name, g.b.int64Const(g.b.fresh('axes'), [1])], { keepdims: 1 }), g.b.floatConst(g.b.fresh('eps'), new Float32Array([1e-12]), [])]);
-  const attention: Value = { name: g.b.node('Div', [mean.name, total]), shape: [n, k], grad: false };
-  return { logits, attention, gate };
+  const attention = g.div(mean, g.add(g.sum(mean, [1], true), g.constant(1e-12))); // [n, k]
+  return { logits, imageLogits: LI, retrievalLogits: LR, attention, gate };
 }
 
 /** Parameter lookup: graph inputs (training) or baked constants (inference). */
@@ -213,21 +218,16 @@ export function buildRetformerGraph(config: ModelConfig, dims: ModelDims, n: num
     const outs = [floatSpec(g.output(fwd.logits, 'logits'), [n, C])];
     if (fwd.attention) outs.push(floatSpec(g.output(fwd.attention, 'attention'), [n, config.k]));
     if (fwd.gate) outs.push(floatSpec(g.output(fwd.gate, 'gate'), [n, 1]));
+    outs.push(floatSpec(g.output(fwd.imageLogits, 'imageLogits'), [n, C]));
+    if (fwd.retrievalLogits) outs.push(floatSpec(g.output(fwd.retrievalLogits, 'retrievalLogits'), [n, C]));
     return { bytes: g.toBytes('retformer_infer', outs), outputs: outs.map((o) => o.name) };
   }
   const targets = g.input('targets', [n, C]);
   const adjust = g.input('logitAdjust', [C]);
   const lossScale = g.input('lossScale', [1]);
-  const b = g.b;
-  const f = b.node('Add', [fwd.logits.name, adjust.name]); // [n, C]
-  const logp = b.node('LogSoftmax', [f], { axis: -1 });
-  const ce = b.node('Neg', [b.node('ReduceSum', [b.node('Mul', [targets.name, logp]), b.int64Const(b.fresh('all'), [0, 1])], { keepdims: 0 })]);
-  const loss = b.node('Mul', [ce, lossScale.name], {}, 'loss'); // [1]
-  // d loss / d f = lossScale * (softmax(f) * sum_c t - t)
-  const rowMass = b.node('ReduceSum', [targets.name, b.int64Const(b.fresh('classAxis'), [1])], { keepdims: 1 }); // [n, 1]
-  const seed = b.node('Mul', [b.node('Sub', [b.node('Mul', [b.node('Softmax', [f], { axis: -1 }), rowMass]), targets.name]), lossScale.name]);
-  const grads = g.backward([[fwd.logits, seed]], params);
-  const outs = [floatSpec(loss, [1])];
+  const loss = g.softCrossEntropy(fwd.logits, targets, adjust, lossScale); // [1]
+  const grads = g.backward([[loss, g.constant(1).name]], params);
+  const outs = [floatSpec(g.output(loss, 'loss'), [1])];
   for (const p of params) {
     const gr = grads.get(p.name);
     if (gr) outs.push(floatSpec(g.output(gr, `${GRAD_PREFIX}${p.name}`), [...p.shape]));

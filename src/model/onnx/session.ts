@@ -17,7 +17,7 @@ export interface EngineOptions {
   profileFilePrefix?: string;
 }
 
-/** Model inputs for n rows, row-major (the layout of `../retformer.ts`'s ModelInputs). */
+/** Model inputs for n rows, row-major (the layout of the tfjs reference's ModelInputs, test/reference/retformer.ts). */
 export interface GraphBatch {
   n: number;
   /** z: [n, D]. */
@@ -121,6 +121,9 @@ export interface ForwardResult {
   attention: Float32Array;
   /** Adaptive only: retrieval-branch weight per row: [n]. */
   gate?: Float32Array;
+  /** The branches before fusion: L_I [n, C] and L_R [n, C] (absent for mlp-only). */
+  imageLogits: Float32Array;
+  retrievalLogits?: Float32Array;
 }
 
 /** Inference with the trained weights baked into the graph. */
@@ -143,6 +146,8 @@ export class ForwardGraph {
       logits: out.logits.data as Float32Array,
       attention: out.attention ? (out.attention.data as Float32Array) : new Float32Array(0),
       gate: out.gate ? (out.gate.data as Float32Array) : undefined,
+      imageLogits: out.imageLogits.data as Float32Array,
+      retrievalLogits: out.retrievalLogits ? (out.retrievalLogits.data as Float32Array) : undefined,
     };
   }
 

@@ -1,5 +1,5 @@
-import type { Variant } from '../train/types.ts';
-import type { MethodResult } from './results.ts';
+import type { Variant } from '../model/config.ts';
+import type { MethodResult } from '../eval/results.ts';
 
 /** A method of the comparison: trained RetFormer variants (and MLP-only / RAC-like), or a training-free baseline. */
 export interface MethodSpec {

@@ -1,5 +1,11 @@
-import { initTf, tf } from '../util/tfjs.ts';
+import type { ParamValues } from '../../src/model/params.ts';
+import { initTf, tf } from '../../src/util/tfjs.ts';
 
+/**
+ * tfjs pieces of the reference RetFormer (test/reference/retformer.ts): the ops with hand-written
+ * gradients, parameters as variables, and the soft-target cross-entropy. The product runs ONNX
+ * graphs (src/model/onnx/); these exist to hold those graphs to tfjs's maths and autodiff.
+ */
 export { initTf, tf };
 
 /**
@@ -52,5 +58,23 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps =
     const axis = x.rank - 1;
     const { mean, variance } = tf.moments(x, axis, true);
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta);
+  });
+}
+
+/** Trainable tfjs variables for the given values. */
+export function toVariables(values: ParamValues): Map<string, tf.Variable> {
+  const vars = new Map<string, tf.Variable>();
+  for (const [name, v] of values) vars.set(name, tf.tidy(() => tf.variable(tf.tensor(v.data, v.shape, 'float32'), true)));
+  return vars;
+}
+
+/**
+ * Soft-target cross-entropy: mean over rows of -sum_c t_c log softmax(f + adj)_c.
+ * `logitAdjust` ([C], optional) is LACE's tau_la * log(prior_c), added during training only.
+ */
+export function softCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D, logitAdjust?: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => {
+    const f = logitAdjust ? tf.add(logits, logitAdjust) : logits;
+    return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(f)), 1))) as tf.Scalar;
   });
 }

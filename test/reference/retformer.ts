@@ -1,9 +1,9 @@
-import { type ModelConfig, type ModelDims, usesRetrieval } from './config.ts';
+import { type ModelConfig, type ModelDims, usesRetrieval } from '../../src/model/config.ts';
 import { gelu, layerNorm, matMul, matMulConstInput, tf } from './tf.ts';
 
 /**
- * The RetFormer forward pass in tfjs: the readable reference. Training and inference run the same
- * maths as ONNX graphs (`onnx/retformer-graph.ts`, ~10x faster here); the tests hold those graphs'
+ * The RetFormer forward pass in tfjs: the readable reference (a test fixture; not shipped). Training
+ * and inference run the same maths as ONNX graphs (`src/model/onnx/retformer-graph.ts`, ~10x faster here); the tests hold those graphs'
  * outputs and gradients to this forward and to tfjs autodiff.
  *
  *   L_I = MLP(z)                                     // branch 1: [n, C]

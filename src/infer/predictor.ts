@@ -1,0 +1,185 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Encoder, ImageSource } from '../encoders/types.ts';
+import { openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
+import type { KnowledgeBase, Neighbour } from '../kb/types.ts';
+import { type ModelConfig, type ModelDims, usesRetrieval } from '../model/config.ts';
+import { assembleInputs } from '../model/inputs.ts';
+import { type ForwardResult, ForwardGraph } from '../model/onnx/session.ts';
+import { checkParams, loadParams, paramSpecs } from '../model/params.ts';
+import { modelConfigOf, parseTrainConfig, type TrainConfig } from '../train/config.ts';
+import { guardNeighbours } from '../train/retrieval.ts';
+import { RUN_FILES, type RunKbInfo, readClassesFile, readJson } from '../train/run-files.ts';
+import { RetformerError } from '../util/errors.ts';
+import type { ClassifyOptions, Prediction, Predictor as PredictorContract, PredictorOptions } from './types.ts';
+
+export type { ClassifyOptions, Evidence, Prediction, PredictorOptions } from './types.ts';
+
+/** Softmax of one row of logits [C]. */
+export function softmaxRow(logits: ArrayLike<number>): Float32Array {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  const out = new Float32Array(logits.length);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) {
+    out[i] = Math.exp(logits[i] - max);
+    sum += out[i];
+  }
+  for (let i = 0; i < out.length; i++) out[i] /= sum;
+  return out;
+}
+
+/** The `top` best classes of a probability row, best first (ties: lower index first). */
+export function topClasses(probs: Float32Array, classes: readonly string[], top: number): Prediction['top'] {
+  return Array.from(probs, (p, c) => ({ c, p }))
+    .sort((a, b) => b.p - a.p || a.c - b.c)
+    .slice(0, top)
+    .map(({ c, p }) => ({ label: c, className: classes[c], probability: p }));
+}
+
+/** One row of the forward's outputs as a Prediction; attention [count] is renormalised over the neighbours present. */
+function toPrediction(out: ForwardResult, i: number, C: number, k: number, neighbours: Neighbour[], classes: readonly string[], top: number): Prediction {
+  const probs = softmaxRow(out.logits.subarray(i * C, (i + 1) * C));
+  let label = 0;
+  for (let c = 1; c < probs.length; c++) if (probs[c] > probs[label]) label = c;
+  const attention = out.attention.length > 0 ? out.attention.slice(i * k, i * k + neighbours.length) : new Float32Array(0); // [count]
+  const total = attention.reduce((a, b) => a + b, 0);
+  if (total > 0) for (let j = 0; j < attention.length; j++) attention[j] /= total;
+  const branches: Prediction['branches'] = { image: out.imageLogits[i * C + label] };
+  if (out.retrievalLogits) branches.retrieval = out.retrievalLogits[i * C + label];
+  const prediction: Prediction = { label, className: classes[label], probability: probs[label], probs, top: topClasses(probs, classes, top), neighbours, attention, branches };
+  if (out.gate) prediction.gate = out.gate[i];
+  return prediction;
+}
+
+/** What a run folder holds for inference (config, KB record, classes, counts, weights), checked. */
+function readRun(dir: string) {
+  if (!existsSync(dir)) throw new RetformerError(`${dir}: run folder not found`);
+  const configFile = join(dir, RUN_FILES.config);
+  const config = parseTrainConfig(readJson(configFile, 'run config'), configFile);
+  const kbInfo = readJson<RunKbInfo>(join(dir, RUN_FILES.kb), 'KB of the run');
+  const classes = readClassesFile(dir);
+  const trainCounts = readJson<number[]>(join(dir, RUN_FILES.counts), 'training class counts');
+  const model = modelConfigOf(config);
+  const dims: ModelDims = { inputDim: kbInfo.dim, classes: classes.length };
+  const values = loadParams(join(dir, RUN_FILES.model), 'weights');
+  checkParams(values, paramSpecs(model, dims), join(dir, RUN_FILES.model));
+  return { config, kbInfo, classes, trainCounts, model, dims, values };
+}
+
+/** Open the KB a run names (or `override`), with a one-line error that says where the path came from. */
+async function openRunKb(dir: string, kbInfo: RunKbInfo, override: string | undefined): Promise<{ kb: KnowledgeBase; kbDir: string }> {
+  const recorded = join(dir, RUN_FILES.kb);
+  const kbDir = override === undefined ? kbInfo.dir : resolve(override);
+  if (!kbDir) throw new RetformerError(`${dir}: the run was trained on an in-memory KB; give the KB (--kb, or the kbInstance option)`);
+  if (!existsSync(join(kbDir, 'manifest.json'))) {
+    if (override !== undefined) throw new RetformerError(`${kbDir}: knowledge base not found (no manifest.json) (--kb)`);
+    throw new RetformerError(`${kbDir}: knowledge base not found (the path comes from ${recorded}); if the KB moved, point at it with --kb`);
+  }
+  return { kb: await openKnowledgeBase(kbDir), kbDir };
+}
+
+/**
+ * A trained run reopened for inference: the weights baked into an ONNX forward graph, the KB (as it
+ * is now, so KB edits apply without retraining) and the encoder it was trained with. One object the
+ * CLI, the evaluator and the server classify through.
+ */
+export class Predictor implements PredictorContract {
+  private constructor(
+    readonly runDir: string,
+    readonly classes: readonly string[],
+    readonly trainCounts: readonly number[],
+    readonly config: Readonly<TrainConfig>,
+    readonly kb: KnowledgeBase,
+    readonly encoder: Encoder,
+    private readonly model: ModelConfig,
+    private readonly dims: ModelDims,
+    private readonly graph: ForwardGraph,
+    private readonly batchSize: number,
+    private readonly owned: { kb: boolean; encoder: boolean },
+  ) {}
+
+  /** Reopen the run in `runDir` with the KB and encoder it was trained with (or those in `options`). */
+  static async fromRun(runDir: string, options: PredictorOptions = {}): Promise<Predictor> {
+    const dir = resolve(runDir);
+    const { config, kbInfo, classes, trainCounts, model, dims, values } = readRun(dir);
+    let kb = options.kbInstance;
+    let encoder = options.encoder;
+    const owned = { kb: !kb, encoder: !encoder };
+    try {
+      let kbDir = options.kb === undefined ? kbInfo.dir : resolve(options.kb);
+      if (!kb) ({ kb, kbDir } = await openRunKb(dir, kbInfo, options.kb));
+      if (!encoder) {
+        if (!kbDir) throw new RetformerError(`${dir}: the run was trained on an in-memory KB; pass its encoder (the encoder option)`);
+        encoder = await openKbEncoder(kbDir);
+      }
+      if (kb.encoderId !== kbInfo.encoderId) throw new RetformerError(`${kbDir ?? 'KB'}: encoder "${kb.encoderId}" differs from the run's "${kbInfo.encoderId}" (${join(dir, RUN_FILES.kb)})`);
+      if (encoder.id !== kbInfo.encoderId) throw new RetformerError(`encoder "${encoder.id}" differs from the run's "${kbInfo.encoderId}"`);
+    } catch (err) {
+      if (owned.encoder) await encoder?.close();
+      if (owned.kb) await kb?.close();
+      throw err;
+    }
+    const graph = new ForwardGraph(model, dims, values, { threads: options.threads });
+    return new Predictor(dir, classes, trainCounts, config, kb, encoder, model, dims, graph, options.batchSize ?? 128, owned);
+  }
+
+  async classify(images: readonly ImageSource[], options: ClassifyOptions = {}): Promise<Prediction[]> {
+    const D = this.dims.inputDim;
+    const out: Prediction[] = [];
+    for (let start = 0; start < images.length; start += this.batchSize) {
+      const end = Math.min(images.length, start + this.batchSize);
+      const embeddings = await this.encoder.embedImages(images.slice(start, end)); // [m, D]
+      if (embeddings.length !== (end - start) * D) throw new RetformerError(`encoder returned ${embeddings.length} values for ${end - start} images of dim ${D}`);
+      const excludeIds = options.excludeIds?.slice(start, end);
+      const sources = options.sources?.slice(start, end);
+      out.push(...(await this.classifyEmbeddings(embeddings, { ...options, excludeIds, sources, onProgress: undefined })));
+      options.onProgress?.(end, images.length);
+    }
+    return out;
+  }
+
+  async classifyEmbeddings(embeddings: Float32Array, options: ClassifyOptions = {}): Promise<Prediction[]> {
+    const D = this.dims.inputDim;
+    const C = this.dims.classes;
+    const { k } = this.model;
+    if (embeddings.length % D !== 0) throw new RetformerError(`query embeddings have ${embeddings.length} values, not a multiple of ${D}`);
+    const n = embeddings.length / D;
+    const top = options.top ?? 5;
+    const out: Prediction[] = [];
+    for (let start = 0; start < n; start += this.batchSize) {
+      const end = Math.min(n, start + this.batchSize);
+      const m = end - start;
+      const q = embeddings.subarray(start * D, end * D); // [m, D]
+      let neighbours: Neighbour[][] = Array.from({ length: m }, () => []);
+      let batch = assembleInputs(q, m, D, k, []);
+      if (usesRetrieval(this.model)) {
+        const sources = options.sources?.slice(start, end);
+        const want = sources ? k + this.config.retrievalExtra : k; // room for the own pair the guard drops
+        const found = await this.kb.search(q, { k: want, queryEncoderId: this.encoder.id, excludeIds: options.excludeIds?.slice(start, end), modality: 'image' });
+        neighbours = found.map((l, i) => (sources ? guardNeighbours(l, k, sources[i], options.excludeIds?.[start + i]) : l.slice(0, k)));
+        const rows = [...new Set(neighbours.flat().map((nb) => nb.row))];
+        const slotOf = new Map(rows.map((r, i) => [r, i]));
+        const slots = new Int32Array(m * k).fill(-1); // [m, k]
+        neighbours.forEach((list, b) => {
+          list.forEach((nb, j) => {
+            slots[b * k + j] = slotOf.get(nb.row)!;
+          });
+        });
+        const images = rows.length > 0 ? await this.kb.vectors(rows, 'image') : new Float32Array(0);
+        const texts = rows.length > 0 ? await this.kb.vectors(rows, 'text') : new Float32Array(0);
+        batch = assembleInputs(q, m, D, k, slots, { images, texts });
+      }
+      const result = await this.graph.run(batch);
+      for (let i = 0; i < m; i++) out.push(toPrediction(result, i, C, k, neighbours[i], this.classes, top));
+      options.onProgress?.(end, n);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.graph.release();
+    if (this.owned.encoder) await this.encoder.close();
+    if (this.owned.kb) await this.kb.close();
+  }
+}

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { buildKnowledgeBase } from '../src/kb/index.ts';
+import { trainRun } from '../src/train/index.ts';
+import { readCsv } from '../src/util/csv.ts';
+import { type TinyDataset, writeTinyDataset } from './helpers/eval-dataset.ts';
+
+/** `retformer predict` for many pictures: repeated --image, --dir, --manifest; CSV and JSON Lines; failures as rows. */
+
+const BIN = fileURLToPath(new URL('../bin/retformer.js', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'retformer-predict-batch-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: work, env: { ...process.env, RETFORMER_CACHE: join(work, 'cache') } }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
+    });
+  });
+}
+
+function ok(r: Result): Result {
+  assert.equal(r.code, 0, r.stderr);
+  return r;
+}
+
+interface Row {
+  image: string;
+  label?: string;
+  probability?: number;
+  top?: { label: string; probability: number }[];
+  branches?: { image: number; retrieval?: number };
+  neighbours?: { id: string; attention: number }[];
+  error?: string;
+}
+
+const jsonLines = (text: string): Row[] =>
+  text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Row);
+
+describe('predict for many pictures', () => {
+  let data: TinyDataset;
+  let runDir: string;
+  let pictures: string[];
+  let single: Row;
+
+  before(async () => {
+    data = await writeTinyDataset(join(work, 'data'), { trainCounts: [6, 4, 3], testPerClass: 2, kbPerClass: 3 });
+    const kb = join(work, 'kb');
+    await buildKnowledgeBase({ pairsCsv: data.kbCsv, out: kb, encoderSpec: 'pixels', quiet: true });
+    runDir = join(work, 'run');
+    await trainRun({ trainCsv: data.train, kbDir: kb, outDir: runDir, quiet: true, cacheDir: join(work, 'cache'), config: { epochs: 1, k: 3, width: 8, heads: 2, layers: 1, hidden: 16, batchSize: 8, microBatch: 8, seed: 3 } });
+    // the test pictures in their own folder (sorted names), plus a file that is not an image
+    const folder = join(work, 'to-label');
+    mkdirSync(join(folder, 'sub'), { recursive: true });
+    pictures = readCsv(data.test).rows.map((r) => join(data.dir, r.values.path));
+    pictures.forEach((p, i) => {
+      copyFileSync(p, join(i < 3 ? folder : join(folder, 'sub'), `p${i}.png`));
+    });
+    single = JSON.parse(ok(await cli(['predict', '--run', runDir, '--image', pictures[0], '--json'])).stdout) as Row;
+  });
+
+  it('repeated --image predicts every picture (JSON Lines on stdout), the same as one at a time', async () => {
+    const r = ok(await cli(['predict', '--run', runDir, '--image', pictures[0], '--image', pictures[1], '--image', pictures[2]]));
+    const rows = jsonLines(r.stdout);
+    assert.deepEqual(
+      rows.map((row) => row.image),
+      pictures.slice(0, 3),
+    );
+    assert.equal(rows[0].label, single.label);
+    assert.ok(Math.abs(rows[0].probability! - single.probability!) < 1e-6);
+    assert.deepEqual(rows[0].neighbours, single.neighbours);
+    assert.deepEqual(rows[0].branches, single.branches);
+    assert.match(r.stderr, /predicted 3 of 3 pictures/);
+  });
+
+  it('--dir writes a CSV with one row per image file (recursive, sorted); unreadable files get an error row', async () => {
+    const folder = join(work, 'to-label');
+    writeFileSync(join(folder, 'broken.png'), 'not a png at all');
+    const out = join(work, 'labels.csv');
+    const r = ok(await cli(['predict', '--run', runDir, '--dir', folder, '--out', out]));
+    const table = readCsv(out);
+    assert.deepEqual(table.columns, ['image', 'label', 'probability', 'top', 'image_logit', 'retrieval_logit', 'gate', 'neighbours', 'error']);
+    const names = table.rows.map((row) => row.values.image.slice(folder.length + 1));
+    assert.deepEqual(names, ['broken.png', 'p0.png', 'p1.png', 'p2.png', ...pictures.slice(3).map((_, i) => `sub/p${i + 3}.png`)]);
+    const broken = table.rows[0].values;
+    assert.equal(broken.label, '');
+    assert.match(broken.error, /broken\.png/);
+    const p0 = table.rows[1].values;
+    assert.equal(p0.label, single.label);
+    assert.ok(Math.abs(Number(p0.probability) - single.probability!) < 1e-6);
+    assert.equal(p0.top.split(';')[0].split(':')[0], single.label);
+    assert.equal(p0.neighbours.split(';').length, 3);
+    assert.ok(Math.abs(Number(p0.image_logit) - single.branches!.image) < 1e-5);
+    assert.ok(Math.abs(Number(p0.retrieval_logit) - single.branches!.retrieval!) < 1e-5);
+    assert.equal(p0.error, '');
+    assert.match(r.stderr, new RegExp(`predicted ${pictures.length} of ${pictures.length + 1} pictures \\(1 could not be read`));
+    rmSync(join(folder, 'broken.png'));
+    // an existing output is refused unless --force, and nothing partial is left behind
+    const again = await cli(['predict', '--run', runDir, '--dir', folder, '--out', out]);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr.trim(), /^retformer: .*labels\.csv: exists; use --force to replace it$/);
+    ok(await cli(['predict', '--run', runDir, '--dir', folder, '--out', out, '--force', '--quiet']));
+    assert.equal(readCsv(out).rows.length, pictures.length);
+    assert.deepEqual(
+      readdirSync(work).filter((f) => f.includes('partial')),
+      [],
+    );
+  });
+
+  it('--manifest reads the path column relative to the CSV; --out .jsonl writes JSON Lines', async () => {
+    const out = join(work, 'labels.jsonl');
+    ok(await cli(['predict', '--run', runDir, '--manifest', data.test, '--out', out, '--quiet']));
+    const rows = jsonLines(readFileSync(out, 'utf8'));
+    assert.deepEqual(
+      rows.map((row) => row.image),
+      pictures,
+    );
+    assert.ok(rows.every((row) => row.top!.length === 3 && row.neighbours!.length === 3));
+  });
+
+  it('refuses bad batch requests with one line', async () => {
+    const cases: [string[], RegExp][] = [
+      [['predict', '--run', runDir], /no pictures: give --image FILE/],
+      [['predict', '--run', runDir, '--image', pictures[0], '--out', join(work, 'x.txt')], /cannot tell the format from the extension/],
+      [['predict', '--run', runDir, '--image', pictures[0], '--format', 'xml'], /--format: "xml" is not one of csv, jsonl/],
+      [['predict', '--run', runDir, '--dir', join(work, 'nothing-here')], /nothing-here: folder not found/],
+      [['predict', '--run', runDir, '--manifest', data.kbCsv.replace('kb.csv', 'none.csv')], /none\.csv: file not found/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = await cli(args);
+      assert.notEqual(r.code, 0, args.join(' '));
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], pattern);
+    }
+    assert.equal(existsSync(join(work, 'x.txt')), false);
+  });
+});
