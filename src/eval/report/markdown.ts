@@ -64,6 +64,21 @@ export function renderMarkdown(inputs: PageInputs): string {
     '',
   );
 
+  for (const section of results.sections ?? []) {
+    out.push(`## ${md(section.title)}`, '');
+    for (const note of section.notes) out.push(md(note), '');
+    if (section.rows.length > 0) {
+      out.push(
+        table(
+          section.header.map(md),
+          section.rows.map((r) => r.map(md)),
+          section.header.map((_, i) => (i === 0 ? 'l' : 'r')),
+        ),
+        '',
+      );
+    }
+  }
+
   out.push('## Buckets', '');
   out.push(
     table(
