@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readDataset } from '../src/data/index.ts';
 import { openKbEncoder, openKnowledgeBase } from '../src/kb/index.ts';
-import { buildKbWithEncoderOf, concatPairsCsv, DEFAULT_TEXT_TEMPLATE, downstreamPairs, fillTemplate, manifestIds, writeDownstreamPairs } from '../src/kb/sources.ts';
+import { buildKbWithEncoderOf, concatPairsCsv, deriveKb, DEFAULT_TEXT_TEMPLATE, downstreamPairs, fillTemplate, manifestIds, writeDownstreamPairs } from '../src/kb/sources.ts';
 import { evaluateRun } from '../src/eval/evaluate.ts';
 import { trainRun } from '../src/train/index.ts';
 import { Predictor } from '../src/infer/predictor.ts';
@@ -149,6 +149,24 @@ describe('a downstream KB and the leakage guard', () => {
       await allAgain.close();
     }
     await assert.rejects(buildKbWithEncoderOf(allDir, data.kbCsv, extDir), /already exists/);
+
+    // a derived KB: the downstream rows of "all" relabelled, nothing embedded again
+    const derivedDir = join(work, 'kb-derived');
+    const kept = await deriveKb(allDir, derivedDir, (meta) => (meta.id.startsWith('train:') ? { ...meta, label: 'relabelled' } : undefined));
+    assert.equal(kept, 21);
+    const derived = await openKnowledgeBase(derivedDir);
+    const allThird = await openKnowledgeBase(allDir);
+    try {
+      assert.equal(derived.size, 21);
+      assert.equal(derived.encoderId, allThird.encoderId);
+      assert.deepEqual(await derived.vectors([3], 'text'), await allThird.vectors([3], 'text'));
+      assert.deepEqual((await derived.meta([0]))[0], { ...(await allThird.meta([0]))[0], label: 'relabelled' });
+      const q = await derived.vectors([5], 'image');
+      assert.equal((await derived.search(q, { k: 1, queryEncoderId: derived.encoderId }))[0][0].row, 5);
+    } finally {
+      await derived.close();
+      await allThird.close();
+    }
   });
 
   it('refuses a bad combination of flags, and an id used in both sources, in one line', async () => {

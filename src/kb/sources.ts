@@ -7,9 +7,11 @@ import { readCsv } from '../util/csv.ts';
 import { inputError, RetformerError } from '../util/errors.ts';
 import { fsyncPath } from '../util/fs.ts';
 import { addPairsCsv } from './build.ts';
+import { FileKnowledgeBase } from './file-kb.ts';
 import { checksumDir, KB_FILES, readManifest } from './format.ts';
 import { initKbFolder } from './init.ts';
 import { readPairsCsv } from './pairs.ts';
+import type { EmbeddedPair, PairMeta } from './types.ts';
 
 /**
  * Knowledge-base sources, as the paper's KB ablation names them:
@@ -100,6 +102,58 @@ export function concatPairsCsv(files: readonly string[], outCsv: string): number
     labelled ? ['path', 'text', 'id', 'label'] : ['path', 'text', 'id'],
   );
   return rows.length;
+}
+
+/**
+ * A KB made of (some of) another KB's rows without embedding anything again: `pick` sees each live
+ * row's metadata and returns the metadata to store (e.g. another label) or undefined to leave the row
+ * out. Same encoder, same vectors; written beside `out` and renamed into place.
+ */
+export async function deriveKb(sourceKbDir: string, out: string, pick: (meta: PairMeta) => PairMeta | undefined): Promise<number> {
+  const target = resolve(out);
+  if (existsSync(target)) throw new RetformerError(`${target}: already exists; choose a new folder for the knowledge base (or delete it)`);
+  const source = await FileKnowledgeBase.open(resolve(sourceKbDir));
+  const tmp = join(dirname(target), `.${basename(target)}.building-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  let kept = 0;
+  try {
+    cpSync(join(resolve(sourceKbDir), KB_FILES.encoderDir), join(tmp, KB_FILES.encoderDir), { recursive: true });
+    initKbFolder(tmp, source.manifest.encoder, checksumDir(join(tmp, KB_FILES.encoderDir)));
+    const kb = await FileKnowledgeBase.open(tmp);
+    const tx = await kb.beginAdd({ allowNewLabels: true });
+    try {
+      const D = source.dim;
+      const chunk = 1024;
+      for (let start = 0; start < source.rows; start += chunk) {
+        const rows = Array.from({ length: Math.min(chunk, source.rows - start) }, (_, i) => start + i).filter((r) => !source.removedRows.has(r));
+        if (rows.length === 0) continue;
+        const metas = await source.meta(rows);
+        const images = await source.vectors(rows, 'image'); // [rows, D]
+        const texts = await source.vectors(rows, 'text'); // [rows, D]
+        const pairs: EmbeddedPair[] = [];
+        rows.forEach((_, i) => {
+          const meta = pick(metas[i]);
+          if (meta) pairs.push({ meta, imageVector: images.subarray(i * D, (i + 1) * D), textVector: texts.subarray(i * D, (i + 1) * D) });
+        });
+        tx.append(pairs);
+        kept += pairs.length;
+      }
+    } catch (err) {
+      tx.abort();
+      throw err;
+    }
+    await tx.commit();
+    await kb.close();
+    renameSync(tmp, target);
+    fsyncPath(dirname(target));
+    return kept;
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  } finally {
+    await source.close();
+  }
 }
 
 /**
