@@ -36,7 +36,7 @@ function digest(...files: string[]): string {
 /** Reuse `dir` when its stamp matches, else run `build` into it (removing what was there) and stamp it. */
 async function stamped(dir: string, stamp: Record<string, unknown>, build: () => Promise<void>, say: (line: string) => void, what: string): Promise<void> {
   const stampFile = `${dir}.stamp.json`;
-  if (existsSync(join(dir, 'manifest.json')) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === JSON.stringify(stamp)) {
+  if (existsSync(join(dir, 'manifest.json')) && existsSync(stampFile) && JSON.stringify(JSON.parse(readFileSync(stampFile, 'utf8'))) === JSON.stringify(stamp)) {
     say(`    reusing ${what} (${dir})`);
     return;
   }
