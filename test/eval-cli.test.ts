@@ -1,29 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { type CliResult, runCli } from './helpers/cli.ts';
 
-const BIN = fileURLToPath(new URL('../bin/retformer.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'retformer-eval-cli-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
-function cli(args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: work, env: { ...process.env, RETFORMER_QUIET: '1' } }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[]) => runCli(args, { cwd: work, env: { RETFORMER_QUIET: '1' } });
 
 /** The user-facing error line (`retformer: ...`), asserting it is the only thing on stderr. */
 function errorLine(r: Result): string {

@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runComparison } from '../src/experiments/compare.ts';
 import { buildKnowledgeBase } from '../src/kb/index.ts';
+import { runCli } from './helpers/cli.ts';
 import { writeTinyDataset } from './helpers/eval-dataset.ts';
 
 /**
@@ -18,13 +19,7 @@ const BIN = fileURLToPath(new URL('../bin/retformer.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'retformer-eval-e2e-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function cliRun(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, RETFORMER_CACHE: join(work, 'cache') } }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const cliRun = (args: string[]) => runCli(args, { env: { RETFORMER_CACHE: join(work, 'cache') } });
 
 function cliJson(args: string[]): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {

@@ -1,37 +1,22 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { buildKnowledgeBase } from '../src/kb/index.ts';
 import { trainRun } from '../src/train/index.ts';
 import { readCsv } from '../src/util/csv.ts';
+import { type CliResult, runCli } from './helpers/cli.ts';
 import { type TinyDataset, writeTinyDataset } from './helpers/eval-dataset.ts';
 
 /** `retformer predict` for many pictures: repeated --image, --dir, --manifest; CSV and JSON Lines; failures as rows. */
 
-const BIN = fileURLToPath(new URL('../bin/retformer.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'retformer-predict-batch-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+const cli = (args: string[]) => runCli(args, { cwd: work, env: { RETFORMER_CACHE: join(work, 'cache') } });
 
-function cli(args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: work, env: { ...process.env, RETFORMER_CACHE: join(work, 'cache') } }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
-    });
-  });
-}
-
-function ok(r: Result): Result {
+function ok(r: CliResult): CliResult {
   assert.equal(r.code, 0, r.stderr);
   return r;
 }

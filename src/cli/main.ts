@@ -6,6 +6,7 @@ import { registerCompareCommand } from './commands/compare.ts';
 import { registerDataCommands } from './commands/data.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerEvalCommand } from './commands/eval.ts';
+import { registerExportCommand } from './commands/export.ts';
 import { registerKbCommands } from './commands/kb.ts';
 import { registerPredictCommand } from './commands/predict.ts';
 import { registerTrainCommand } from './commands/train.ts';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerEvalCommand(program);
   registerPredictCommand(program);
+  registerExportCommand(program);
   registerCompareCommand(program);
   registerAuditCommand(program);
   registerDemoCommand(program);

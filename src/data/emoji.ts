@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { mapConcurrent } from '../util/concurrency.ts';
-import type { Bucket, BucketEdges } from '../eval/types.ts';
+import type { Bucket, BucketEdges } from './types.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeJsonAtomic } from '../util/fs.ts';
 import { startProgress } from '../util/progress.ts';

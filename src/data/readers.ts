@@ -104,6 +104,7 @@ function readCsvSamples(file: string): Sample[] {
     if (label === '') throw inputError(file, row, 'empty label');
     const sample: Sample = { path: resolvePath(base, path), label, row };
     if (has('text') && values.text !== '') sample.text = values.text;
+    if (has('id') && values.id !== '') sample.id = values.id;
     if (has('split') && values.split.trim() !== '') sample.split = values.split.trim();
     if (has('clean_label') && values.clean_label.trim() !== '') sample.cleanLabel = values.clean_label.trim();
     return sample;

@@ -1,6 +1,5 @@
-import type { Bucket, BucketEdges } from '../eval/types.ts';
 import { RetformerError } from '../util/errors.ts';
-import type { Dataset } from './types.ts';
+import type { Bucket, BucketEdges, Dataset } from './types.ts';
 
 /** Many > edges.many; Medium edges.few..edges.many (inclusive); Few < edges.few. */
 export function bucketOf(count: number, edges: BucketEdges): Bucket {

@@ -6,6 +6,8 @@ export interface Sample {
   label: string;
   /** Optional caption / description. */
   text?: string;
+  /** Optional id of this picture's own KB pair (a CSV's `id` column): retrieval leaves it out (the leakage guard). */
+  id?: string;
   /** Optional split tag (train, val, test, ...). */
   split?: string;
   /** The true label when `label` was corrupted by `data noise`. */
@@ -21,3 +23,13 @@ export interface Dataset {
   /** Class names in their fixed order; a sample's class index is classes.indexOf(label). */
   classes: string[];
 }
+
+/** Long-tail bucket edges in training images per class: Many > many, Medium few..many (inclusive), Few < few. */
+export interface BucketEdges {
+  many: number;
+  few: number;
+}
+
+export const LIFT_BUCKETS: BucketEdges = { many: 100, few: 20 };
+
+export type Bucket = 'many' | 'medium' | 'few';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { env } from '../util/env.ts';
 import type { EmbedOptions, Encoder } from './types.ts';
 
 /**
@@ -98,5 +99,5 @@ export class EmbeddingCache {
 
 /** The default cache folder: $RETFORMER_CACHE or ./.cache/retformer/embeddings. */
 export function defaultCacheDir(): string {
-  return resolve(process.env.RETFORMER_CACHE ?? join('.cache', 'retformer', 'embeddings'));
+  return resolve(env.cacheDir() ?? join('.cache', 'retformer', 'embeddings'));
 }

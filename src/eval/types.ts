@@ -1,12 +1,4 @@
-/** Long-tail bucket edges in training images per class: Many > many, Medium few..many (inclusive), Few < few. */
-export interface BucketEdges {
-  many: number;
-  few: number;
-}
-
-export const LIFT_BUCKETS: BucketEdges = { many: 100, few: 20 };
-
-export type Bucket = 'many' | 'medium' | 'few';
+export { type Bucket, type BucketEdges, LIFT_BUCKETS } from '../data/types.ts';
 
 /**
  * Evaluation result. Accuracies are top-1 in percent. `overall` is the sample-level accuracy;

@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { readDataset } from '../data/index.ts';
-import type { Dataset } from '../data/types.ts';
+import { classCounts, readDataset } from '../data/index.ts';
 import type { Encoder } from '../encoders/types.ts';
 import { knnVote, retrievalPurity, zeroShot } from '../eval/baselines.ts';
 import { embedTestImages, evaluateRun, labelIndices } from '../eval/evaluate.ts';
@@ -26,16 +25,6 @@ export { METHOD_KEYS, METHODS, type MethodSpec } from './methods.ts';
  * A comparison run: plan (options, each method's preconditions), train the trainable methods in
  * child processes, evaluate every method on the test split, write OUT/results.json and results.md.
  */
-
-function countPerClass(train: Dataset, classes: readonly string[]): number[] {
-  const index = new Map(classes.map((c, i) => [c, i]));
-  const counts = new Array<number>(classes.length).fill(0);
-  for (const s of train.samples) {
-    const c = index.get(s.label);
-    if (c !== undefined) counts[c]++;
-  }
-  return counts;
-}
 
 function sameClasses(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((c, i) => c === b[i]);
@@ -106,7 +95,7 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
 
   // 2. Evaluate every method on the test split, in table order.
   let classes = trainSet.classes;
-  let trainCounts = countPerClass(trainSet, classes);
+  let trainCounts = classCounts(trainSet);
   let runK: number | undefined;
   let runEpochs: unknown;
   let mlpPredictions: number[] | undefined;

@@ -53,7 +53,7 @@ function toPrediction(out: ForwardResult, i: number, C: number, k: number, neigh
 }
 
 /** What a run folder holds for inference (config, KB record, classes, counts, weights), checked. */
-function readRun(dir: string) {
+export function readRun(dir: string) {
   if (!existsSync(dir)) throw new RetformerError(`${dir}: run folder not found`);
   const configFile = join(dir, RUN_FILES.config);
   const config = parseTrainConfig(readJson(configFile, 'run config'), configFile);

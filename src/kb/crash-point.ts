@@ -1,3 +1,5 @@
+import { env } from '../util/env.ts';
+
 /**
  * Test hook (test/kb-crash.test.ts): `kill -9` this process at the named stage of a KB write when
  * RETFORMER_TEST_CRASH_AT names it; otherwise a no-op (the variable is read once, at load).
@@ -13,7 +15,7 @@ export const CRASH_POINTS = [
 ] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
-const crashAt = process.env.RETFORMER_TEST_CRASH_AT;
+const crashAt = env.testCrashAt();
 
 export function crashPoint(name: CrashPoint): void {
   if (crashAt === name) process.kill(process.pid, 'SIGKILL');

@@ -1,6 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { checkImagesExist, labelIndices, readDataset } from '../data/index.ts';
+import { checkImagesExist, classCounts, labelIndices, readDataset } from '../data/index.ts';
 import type { Dataset } from '../data/types.ts';
 import { defaultCacheDir, EmbeddingCache } from '../encoders/cache.ts';
 import type { Encoder } from '../encoders/types.ts';
@@ -8,7 +8,6 @@ import { openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase } from '../kb/types.ts';
 import { usesRetrieval } from '../model/config.ts';
 import { checkParams, initParams, loadParams, paramSpecs, saveParams } from '../model/params.ts';
-import { readCsv } from '../util/csv.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
 import { startProgress } from '../util/progress.ts';
@@ -33,7 +32,7 @@ export interface TrainRunOptions {
   encoder?: Encoder;
   /** Training image embeddings [N, D] from the KB's encoder, when already known (skips encoding). */
   embeddings?: Float32Array;
-  /** Per-sample KB ids to exclude from retrieval (default: the CSV's `id` column if present). */
+  /** Per-sample KB ids to exclude from retrieval (default: the samples' ids, from a CSV's `id` column). */
   excludeIds?: readonly (string | undefined)[];
   outDir: string;
   /** JSON config file (partial), then `config` overrides on top. */
@@ -78,15 +77,6 @@ function createRunDir(dir: string, force: boolean | undefined): void {
   mkdirSync(dir, { recursive: true });
 }
 
-/** KB ids per sample from the CSV's optional `id` column. */
-function csvExcludeIds(file: string | undefined, dataset: Dataset): (string | undefined)[] | undefined {
-  if (!file?.toLowerCase().endsWith('.csv')) return undefined;
-  const table = readCsv(file);
-  if (!table.columns.includes('id')) return undefined;
-  const byRow = new Map(table.rows.map((r) => [r.row, r.values.id]));
-  return dataset.samples.map((s) => byRow.get(s.row) || undefined);
-}
-
 /** Train one RetFormer run (see the README of `retformer train`). Deterministic for a seed. */
 export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult> {
   const started = performance.now();
@@ -112,8 +102,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
   if (dataset.samples.length === 0) throw new RetformerError(`${dataset.source}: no training samples`);
   const labels = labelIndices(dataset);
   const classes = dataset.classes;
-  const counts = classes.map(() => 0);
-  for (const l of labels) counts[l]++;
+  const counts = classCounts(dataset);
 
   // KB and its encoder
   let kb = options.kb;
@@ -157,7 +146,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
     // retrieval, computed once and cached in RUN_DIR
     let table: TrainingData['table'];
     if (usesRetrieval(config)) {
-      const ids = options.excludeIds ?? csvExcludeIds(options.trainCsv, dataset);
+      const ids = options.excludeIds ?? (dataset.samples.some((s) => s.id !== undefined) ? dataset.samples.map((s) => s.id) : undefined);
       const excludeIds = ids?.map((id) => (id ? new Set([id]) : undefined));
       const sources = dataset.samples.map((s) => s.path);
       const key = retrievalKey({ kbDir: kbDir ?? 'memory', generation: kbInfo.generation, encoderId: kb.encoderId, k: config.k, extra: config.retrievalExtra, queries: embeddings, sources, excludeIds });

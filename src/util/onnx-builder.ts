@@ -123,7 +123,7 @@ export class OnnxGraphBuilder {
   }
 
   /** Serialise as a ModelProto (IR 8, default opset 17). */
-  toBytes(graphName: string, inputs: ValueSpec[], outputs: ValueSpec[], producerName = 'retformer'): Uint8Array {
+  toBytes(graphName: string, inputs: ValueSpec[], outputs: ValueSpec[], producerName = 'retformer', metadata: Record<string, string> = {}): Uint8Array {
     const valueInfo = (v: ValueSpec) =>
       onnx.ValueInfoProto.create({
         name: v.name,
@@ -146,6 +146,7 @@ export class OnnxGraphBuilder {
       producerName,
       producerVersion: '1',
       opsetImport: [{ domain: '', version: 17 }],
+      metadataProps: Object.entries(metadata).map(([key, value]) => onnx.StringStringEntryProto.create({ key, value })),
       graph,
     });
     return onnx.ModelProto.encode(model).finish();

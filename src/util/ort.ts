@@ -8,6 +8,8 @@
  * model's sessions; transformers.js (the ONNX CLIP encoder) sets the variable to 1 itself whenever
  * it is loaded.
  */
+import { env } from './env.ts';
+
 export * as ort from 'onnxruntime-node';
 
-process.env.ORT_DISABLE_TELEMETRY ??= '1';
+env.defaultTelemetryOff();

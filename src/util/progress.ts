@@ -1,4 +1,5 @@
 import cliProgress from 'cli-progress';
+import { env } from './env.ts';
 
 /** A progress reporter for long work: a bar with rate and ETA on a terminal, a plain line every few seconds otherwise. */
 export interface Progress {
@@ -37,7 +38,7 @@ const stderrSink = (): ProgressSink => ({ isTTY: Boolean(process.stderr.isTTY), 
  * and one summary line at the end, so that a log holds no redraw noise.
  */
 export function startProgress(label: string, total: number, options: ProgressOptions = {}): Progress {
-  if (options.quiet || process.env.RETFORMER_QUIET === '1') return silent;
+  if (options.quiet || env.quiet()) return silent;
   const sink = options.sink ?? stderrSink();
   const unit = options.unit ?? 'it';
   const started = performance.now();

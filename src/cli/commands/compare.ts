@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { edgesFromFlags, listFlag, nonNegativeIntFlag, positiveIntFlag } from '../../eval/cli-args.ts';
+import { edgesFromFlags, listFlag, nonNegativeIntFlag, positiveIntFlag } from '../flag-values.ts';
 import { METHOD_KEYS } from '../../experiments/methods.ts';
 import { LIFT_BUCKETS } from '../../eval/types.ts';
 

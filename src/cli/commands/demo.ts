@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { nonNegativeIntFlag, positiveIntFlag } from '../../eval/cli-args.ts';
+import { nonNegativeIntFlag, positiveIntFlag } from '../flag-values.ts';
 import type { DemoPlan } from '../../experiments/demo.ts';
 import { RetformerError } from '../../util/errors.ts';
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { edgesFromFlags, positiveIntFlag, probabilityFlag } from '../../eval/cli-args.ts';
+import { edgesFromFlags, positiveIntFlag, probabilityFlag } from '../flag-values.ts';
 import { LIFT_BUCKETS } from '../../eval/types.ts';
 import { RetformerError } from '../../util/errors.ts';
 

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { positiveIntFlag, probabilityFlag } from '../../eval/cli-args.ts';
+import { positiveIntFlag, probabilityFlag } from '../flag-values.ts';
 import { RetformerError } from '../../util/errors.ts';
 
 interface PredictFlags {

@@ -12,6 +12,7 @@
  * Each block is L2-normalised and scaled by its weight, then all blocks are concatenated.
  */
 import type { Rng } from '../../util/rng.ts';
+import { normalizeRows } from '../vector.ts';
 import { columnMeans, matmul, symmetricEigen, transpose } from './linalg.ts';
 
 export interface ImageFeatureConfig {
@@ -206,7 +207,7 @@ export function fitPatchDictionary(patches: Float32Array, count: number, c: Imag
   const d = new Float32Array(k * pd);
   const order = rng.shuffle(Array.from({ length: count }, (_, i) => i));
   for (let i = 0; i < k; i++) d.set(white.subarray(order[i % count] * pd, order[i % count] * pd + pd), i * pd);
-  normalizeRowsInPlace(d, pd);
+  normalizeRows(d, pd);
   for (let it = 0; it < iterations; it++) {
     const s = matmul(white, transpose(d, k, pd), count, pd, k); // [count, K]
     const acc = new Float64Array(k * pd);
@@ -230,21 +231,12 @@ export function fitPatchDictionary(patches: Float32Array, count: number, c: Imag
         for (let t = 0; t < pd; t++) d[j * pd + t] = white[pick * pd + t];
       } else for (let t = 0; t < pd; t++) d[j * pd + t] = acc[j * pd + t];
     }
-    normalizeRowsInPlace(d, pd);
+    normalizeRows(d, pd);
   }
   const encode = matmul(zca, transpose(d, k, pd), pd, pd, k); // [pd, K]
   const bias = matmul(mean, encode, 1, pd, k);
   for (let j = 0; j < k; j++) bias[j] = -bias[j];
   return { encode, bias };
-}
-
-function normalizeRowsInPlace(m: Float32Array, dim: number): void {
-  for (let off = 0; off < m.length; off += dim) {
-    let s = 0;
-    for (let j = 0; j < dim; j++) s += m[off + j] * m[off + j];
-    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
-    for (let j = 0; j < dim; j++) m[off + j] *= inv;
-  }
 }
 
 /**

@@ -12,11 +12,13 @@ import {
   RawImage,
   Tensor,
 } from '@huggingface/transformers';
+import { env as settings } from '../../util/env.ts';
 import { RetformerError } from '../../util/errors.ts';
 import { writeJsonAtomic } from '../../util/fs.ts';
 import { startProgress } from '../../util/progress.ts';
 import { decodeImage } from '../image.ts';
 import type { EmbedOptions, Encoder, EncoderDescriptor, ImageSource } from '../types.ts';
+import { normalizeRows } from '../vector.ts';
 import { type ClipConfig, type ClipFolder, checkClipFolder, folderChecksum, readClipConfig } from './layout.ts';
 
 export { availableVariants, CLIP_DOWNLOAD_HINT, checkClipFolder, readClipConfig, resolveVariant } from './layout.ts';
@@ -61,27 +63,17 @@ function lockTransformersToLocalFiles(): void {
 }
 
 function resolveDevice(option: OnnxDevice | undefined): OnnxDevice {
-  const d = option ?? process.env.RETFORMER_ORT_DEVICE ?? 'cpu';
+  const d = option ?? settings.ortDevice() ?? 'cpu';
   if (d !== 'cpu' && d !== 'cuda') throw new RetformerError(`RETFORMER_ORT_DEVICE must be "cpu" or "cuda", got "${d}"`);
   return d;
 }
 
 function resolveThreads(option: number | undefined): number | undefined {
-  const raw = option ?? (process.env.RETFORMER_ORT_THREADS ? Number(process.env.RETFORMER_ORT_THREADS) : undefined);
+  const threads = settings.ortThreads();
+  const raw = option ?? (threads ? Number(threads) : undefined);
   if (raw === undefined) return undefined;
   if (!Number.isInteger(raw) || raw < 1) throw new RetformerError(`RETFORMER_ORT_THREADS must be a positive integer, got "${raw}"`);
   return raw;
-}
-
-/** L2-normalise each row of a [n, dim] array in place. */
-function normaliseRows(v: Float32Array, dim: number): Float32Array {
-  for (let r = 0; r < v.length / dim; r++) {
-    let s = 0;
-    for (let j = 0; j < dim; j++) s += v[r * dim + j] * v[r * dim + j];
-    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
-    for (let j = 0; j < dim; j++) v[r * dim + j] *= inv;
-  }
-  return v;
 }
 
 function batches(n: number, size: number): Array<[number, number]> {
@@ -161,7 +153,7 @@ export class OnnxClipEncoder implements Encoder {
       this.copyRows(image_embeds, out, start, end, 'image_embeds');
       report(end, images.length);
     }
-    return normaliseRows(out, this.dim);
+    return normalizeRows(out, this.dim);
   }
 
   /**
@@ -197,7 +189,7 @@ export class OnnxClipEncoder implements Encoder {
       this.copyRows(text_embeds, out, start, end, 'text_embeds');
       report(end, texts.length);
     }
-    return normaliseRows(out, this.dim);
+    return normalizeRows(out, this.dim);
   }
 
   private copyRows(t: Tensor, out: Float32Array, start: number, end: number, name: string): void {

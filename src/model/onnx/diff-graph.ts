@@ -360,7 +360,8 @@ export class DiffGraph {
     return out;
   }
 
-  toBytes(name: string, outputs: ValueSpec[]): Uint8Array {
-    return this.b.toBytes(name, this.inputSpecs, outputs);
+  /** The ModelProto; `metadata` becomes its metadata_props (key/value strings any ONNX runtime can read). */
+  toBytes(name: string, outputs: ValueSpec[], metadata?: Record<string, string>): Uint8Array {
+    return this.b.toBytes(name, this.inputSpecs, outputs, 'retformer', metadata);
   }
 }

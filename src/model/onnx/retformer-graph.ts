@@ -10,7 +10,14 @@ import { DiffGraph, type Value } from './diff-graph.ts';
  * attention over the neighbours, gate). Same maths, op for op, as the tfjs forward, which the tests
  * hold it to.
  */
-export type GraphMode = { kind: 'train' } | { kind: 'infer'; weights: ParamValues };
+export type GraphMode =
+  | { kind: 'train' }
+  /**
+   * `inputs: 'neighbours'` (the standalone export): the neighbour vectors come as their own inputs,
+   * neighbourImages and neighbourTexts [n, k, D], instead of the token layout [z; images] the
+   * engine feeds; `metadata` is written into the model.
+   */
+  | { kind: 'infer'; weights: ParamValues; inputs?: 'tokens' | 'neighbours'; metadata?: Record<string, string> };
 
 export interface BuiltGraph {
   bytes: Uint8Array;
@@ -98,7 +105,7 @@ interface ForwardValues {
   gate?: Value; // [n, 1]
 }
 
-function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelConfig, dims: ModelDims, n: number, wantRow: boolean): ForwardValues {
+function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelConfig, dims: ModelDims, n: number, wantRow: boolean, layout: 'tokens' | 'neighbours' = 'tokens'): ForwardValues {
   const D = dims.inputDim;
   const z = g.input('query', [n, D]);
   const { tau } = config;
@@ -108,8 +115,16 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
 
   const { k, width: d, heads, layers, adaptive, variant } = config;
   const T1 = k + 1;
-  const imageTokens = g.input('imageTokens', [n * T1, D]); // [n*(k+1), D], row b*(k+1) = z_b
-  const neighbourTexts = g.input('neighbourTexts', [n * k, D]); // [n*k, D]
+  let imageTokens: Value; // [n*(k+1), D], row b*(k+1) = z_b
+  let neighbourTexts: Value; // [n*k, D]
+  if (layout === 'neighbours') {
+    const images = g.input('neighbourImages', [n, k, D]);
+    imageTokens = g.reshape(g.concat([g.reshape(z, [n, 1, D]), images], 1), [n * T1, D]);
+    neighbourTexts = g.reshape(g.input('neighbourTexts', [n, k, D]), [n * k, D]);
+  } else {
+    imageTokens = g.input('imageTokens', [n * T1, D]);
+    neighbourTexts = g.input('neighbourTexts', [n * k, D]);
+  }
   // streams projected to width d: I, T [n*(k+1), d]; the query's text slot stays exactly 0
   let I = variant === 'no-image' ? g.reshape(g.concat([g.reshape(g.matmul(z, P('proj.image')), [n, 1, d]), g.zeros([n, k, d])], 1), [n * T1, d]) : g.matmul(imageTokens, P('proj.image'));
   let T: Value;
@@ -212,7 +227,7 @@ const floatSpec = (name: string, dims: number[]): ValueSpec => ({ name, elemType
 export function buildRetformerGraph(config: ModelConfig, dims: ModelDims, n: number, mode: GraphMode): BuiltGraph {
   const g = new DiffGraph();
   const { P, params } = parameterSource(g, config, dims, mode);
-  const fwd = forwardGraph(g, P, config, dims, n, mode.kind === 'infer');
+  const fwd = forwardGraph(g, P, config, dims, n, mode.kind === 'infer', mode.kind === 'infer' ? mode.inputs : undefined);
   const C = dims.classes;
   if (mode.kind === 'infer') {
     const outs = [floatSpec(g.output(fwd.logits, 'logits'), [n, C])];
@@ -220,7 +235,7 @@ export function buildRetformerGraph(config: ModelConfig, dims: ModelDims, n: num
     if (fwd.gate) outs.push(floatSpec(g.output(fwd.gate, 'gate'), [n, 1]));
     outs.push(floatSpec(g.output(fwd.imageLogits, 'imageLogits'), [n, C]));
     if (fwd.retrievalLogits) outs.push(floatSpec(g.output(fwd.retrievalLogits, 'retrievalLogits'), [n, C]));
-    return { bytes: g.toBytes('retformer_infer', outs), outputs: outs.map((o) => o.name) };
+    return { bytes: g.toBytes('retformer_infer', outs, mode.metadata), outputs: outs.map((o) => o.name) };
   }
   const targets = g.input('targets', [n, C]);
   const adjust = g.input('logitAdjust', [C]);

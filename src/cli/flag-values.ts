@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RetformerError } from '../util/errors.ts';
-import type { BucketEdges } from './types.ts';
+import type { BucketEdges } from '../data/types.ts';
 
 /**
  * Parsing of the numeric flags the eval / predict / compare commands share. Commander hands over
