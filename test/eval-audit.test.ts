@@ -46,7 +46,9 @@ describe('label evidence', () => {
     ];
     const flag = (row: number, suggested: string, cleanLabel: string) => ({ row, path: '', label: '', suggested, labelShare: 0, suggestedShare: 1, margin: 1, cleanLabel, contradicting: [] });
     const s = scoreAudit(samples, [flag(1, 'b', 'b'), flag(2, 'c', 'a')]);
-    assert.deepEqual(s, { noisy: 2, precision: 0.5, recall: 0.5, suggestedClean: 1 });
+    // ranked: row 1 (noisy) first, so the top 2 (= noisy count) hold one noisy row
+    assert.deepEqual(s, { noisy: 2, precision: 0.5, recall: 0.5, suggestedClean: 1, rPrecision: 0.5 });
+    assert.equal(scoreAudit(samples, [flag(1, 'b', 'b'), flag(3, 'a', 'a'), flag(2, 'c', 'a')]).rPrecision, 1);
     assert.deepEqual(scoreAudit([{ row: 1, label: 'a' }], []), {});
   });
 });

@@ -20,7 +20,7 @@ import { embedTestImages } from './evaluate.ts';
  * under audit), otherwise with its KB label.
  */
 
-export const DEFAULT_MAX_SUPPORT = 0.25;
+export const DEFAULT_MAX_SUPPORT = 0.1;
 
 export interface AuditNeighbour {
   id: string;
@@ -113,10 +113,12 @@ export interface AuditSummary {
   recall?: number;
   /** Share of flagged noisy rows whose suggested label is the clean one. */
   suggestedClean?: number;
+  /** Precision of the top `noisy` ranked rows (R-precision): how clean the head of the ranked list is. */
+  rPrecision?: number;
 }
 
 /** Precision and recall of the flagged rows against the clean labels (rows whose label != clean_label are the noisy ones). */
-export function scoreAudit(samples: readonly { row: number; label: string; cleanLabel?: string }[], flagged: readonly AuditRow[]): Pick<AuditSummary, 'noisy' | 'precision' | 'recall' | 'suggestedClean'> {
+export function scoreAudit(samples: readonly { row: number; label: string; cleanLabel?: string }[], flagged: readonly AuditRow[]): Pick<AuditSummary, 'noisy' | 'precision' | 'recall' | 'suggestedClean' | 'rPrecision'> {
   if (!samples.some((s) => s.cleanLabel !== undefined)) return {};
   const noisyRows = new Set(samples.filter((s) => s.cleanLabel !== undefined && s.cleanLabel !== s.label).map((s) => s.row));
   const hits = flagged.filter((f) => noisyRows.has(f.row));
@@ -125,6 +127,7 @@ export function scoreAudit(samples: readonly { row: number; label: string; clean
     precision: flagged.length > 0 ? hits.length / flagged.length : 0,
     recall: noisyRows.size > 0 ? hits.length / noisyRows.size : 0,
     suggestedClean: hits.length > 0 ? hits.filter((f) => f.suggested === f.cleanLabel).length / hits.length : 0,
+    rPrecision: noisyRows.size > 0 ? flagged.slice(0, noisyRows.size).filter((f) => noisyRows.has(f.row)).length / noisyRows.size : 0,
   };
 }
 
@@ -173,7 +176,7 @@ const pct = (v: number | undefined) => (v === undefined ? '-' : `${(100 * v).toF
 export function formatAuditSummary(s: AuditSummary): string {
   const base = `Checked ${s.checked} training rows against their ${s.k} nearest KB pairs (own pair excluded): ${s.flagged} flagged (own label's share of the similarity-weighted vote <= ${s.maxSupport} and below another label's).`;
   if (s.noisy === undefined) return base;
-  return `${base} Against the clean labels (${s.noisy} rows are noisy): precision ${pct(s.precision)}, recall ${pct(s.recall)}; the suggested label is the clean one for ${pct(s.suggestedClean)} of the flagged noisy rows.`;
+  return `${base} Against the clean labels (${s.noisy} rows are noisy): precision ${pct(s.precision)}, recall ${pct(s.recall)}, precision of the top ${s.noisy} ranked rows ${pct(s.rPrecision)}; the suggested label is the clean one for ${pct(s.suggestedClean)} of the flagged noisy rows.`;
 }
 
 /** Write OUT/audit.csv (every flagged row, ranked), OUT/audit.md (summary and the top rows) and OUT/audit.json (summary). */

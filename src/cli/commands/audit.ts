@@ -31,7 +31,7 @@ export function registerAuditCommand(program: Command): void {
     .requiredOption('--train <file>', 'the training CSV whose labels to audit')
     .option('--out <dir>', 'output folder (default RUN/audit)')
     .option('--k <n>', "neighbours per row (default: the run's k)")
-    .option('--max-support <p>', "flag only rows whose own label has at most this share of the vote (0..1)", '0.25')
+    .option('--max-support <p>', "flag only rows whose own label has at most this share of the vote (0..1)", '0.1')
     .option('--top <n>', 'rows to print', '10')
     .option('--cache <dir>', 'embedding cache folder')
     .option('--json', 'print the summary and the flagged rows as JSON')
