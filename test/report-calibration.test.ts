@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { coverageAccuracyCurve, reliabilityBins } from '../src/eval/calibration.ts';
 import { calibratedMethods, coverageSpec, reliabilitySpec } from '../src/eval/report/calibration-charts.ts';
-import { renderReport } from '../src/eval/report/index.ts';
+import { readCompareResults, renderReport } from '../src/eval/report/index.ts';
 import type { CompareResults } from '../src/eval/results.ts';
 import { Rng } from '../src/util/rng.ts';
 import { makeReportFixture } from './helpers/report-fixture.ts';
@@ -62,6 +62,21 @@ describe('calibration charts in the report', () => {
       assert.match(readFileSync(join(outDir, f), 'utf8'), /^<svg/);
       assert.match(markdown, new RegExp(`\\(${f}\\)`));
     }
+  });
+
+  it('survive a round trip through results.json (confidences, balanced accuracy, ECE and extra sections are read back)', async () => {
+    const results = withConfidences(await makeReportFixture(join(root, 'c-data'), { classes: 12, testPerClass: 10, galleryItems: 2 }));
+    results.methods[0].metrics.balanced = 42;
+    results.methods[0].metrics.ece = 7;
+    results.sections = [{ id: 's', title: 'S', notes: ['n'], header: ['a'], rows: [['1']] }];
+    const file = join(root, 'c.json');
+    writeFileSync(file, JSON.stringify(results));
+    const back = readCompareResults(file);
+    assert.deepEqual(back.methods[0].confidences, results.methods[0].confidences);
+    assert.equal(back.methods[0].metrics.balanced, 42);
+    assert.equal(back.methods[0].metrics.ece, 7);
+    assert.deepEqual(back.sections, results.sections);
+    assert.notEqual(reliabilitySpec(back), null);
   });
 
   it('are skipped with a reason when no method recorded confidences (results from before they existed)', async () => {

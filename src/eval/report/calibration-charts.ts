@@ -52,12 +52,21 @@ export function reliabilitySpec(results: CompareResults): TopLevelSpec | null {
       },
       {
         data: { values },
-        mark: { type: 'line', point: true, strokeWidth: 2 },
+        mark: { type: 'line', strokeWidth: 2 },
         encoding: {
           x: { field: 'confidence', ...axis },
           y: { field: 'accuracy', ...axis },
-          size: { field: 'count', type: 'quantitative', legend: null },
-          color: { field: 'method', type: 'nominal', scale: { domain: names, range: COLOURS }, legend: { title: null, orient: 'top', direction: 'vertical' } },
+          color: { field: 'method', type: 'nominal', scale: { domain: names, range: COLOURS }, legend: { title: null, orient: 'top', direction: 'vertical', labelLimit: 400 } },
+        },
+      },
+      {
+        data: { values },
+        mark: { type: 'circle', opacity: 0.9 },
+        encoding: {
+          x: { field: 'confidence', ...axis },
+          y: { field: 'accuracy', ...axis },
+          size: { field: 'count', type: 'quantitative', legend: null, scale: { range: [20, 240] } },
+          color: { field: 'method', type: 'nominal', scale: { domain: names, range: COLOURS }, legend: null },
         },
       },
     ],
@@ -82,7 +91,7 @@ export function coverageSpec(results: CompareResults, points = 20): TopLevelSpec
     encoding: {
       x: { field: 'coverage', type: 'quantitative', title: 'Coverage: pictures answered (%)', scale: { domain: [0, 100] }, sort: 'descending' },
       y: { field: 'accuracy', type: 'quantitative', title: 'Accuracy of the answered pictures (%)', scale: { domain: [0, 100] } },
-      color: { field: 'method', type: 'nominal', scale: { domain: names, range: COLOURS }, legend: { title: null, orient: 'top', direction: 'horizontal' } },
+      color: { field: 'method', type: 'nominal', scale: { domain: names, range: COLOURS }, legend: { title: null, orient: 'top', direction: 'horizontal', labelLimit: 400 } },
     },
   };
 }
