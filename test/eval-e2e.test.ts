@@ -81,6 +81,17 @@ describe('compare, eval and predict end to end', () => {
     const metrics = await cliJson(['eval', '--run', runDir, '--test', data.test, '--many', '10', '--few', '4', '--json']);
     for (const key of ['overall', 'many', 'medium', 'few', 'macroF1', 'worstClass', 'perClass', 'buckets']) assert.ok(key in metrics, `eval --json has ${key}`);
     assert.equal(metrics.overall, first.methods[2].metrics.overall);
+    assert.ok(typeof metrics.ece === 'number' && metrics.ece >= 0 && metrics.ece <= 100, `ece ${metrics.ece}`);
+    assert.ok(typeof metrics.balanced === 'number');
+    // Abstention: at p = 0 everything is answered; at p = 1 (no softmax reaches it) nothing is.
+    const all = (await cliJson(['eval', '--run', runDir, '--test', data.test, '--many', '10', '--few', '4', '--json', '--abstain-below', '0'])) as { abstention: { overall: { coverage: number; accuracy: number } } };
+    assert.equal(all.abstention.overall.coverage, 1);
+    assert.ok(Math.abs(100 * all.abstention.overall.accuracy - metrics.overall) < 1e-9);
+    const none = (await cliJson(['eval', '--run', runDir, '--test', data.test, '--json', '--abstain-below', '1'])) as { abstention: { overall: { coverage: number; accuracy: number | null } } };
+    assert.equal(none.abstention.overall.coverage, 0);
+    assert.equal(none.abstention.overall.accuracy, null);
+    const abstaining = (await cliJson(['predict', '--run', runDir, '--image', join(data.dir, 'img', 'test-class-a-0.png'), '--json', '--abstain-below', '1'])) as { abstained: boolean };
+    assert.equal(abstaining.abstained, true);
 
     const predicted = (await cliJson(['predict', '--run', runDir, '--image', join(data.dir, 'img', 'test-class-a-0.png'), '--json'])) as {
       label: string;

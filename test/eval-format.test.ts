@@ -41,6 +41,17 @@ describe('predictionReport', () => {
     assert.match(mlp, /neighbours: none/);
     assert.equal(mlp.includes('gate'), false);
   });
+
+  it('abstains below the threshold and says so with the best guess', () => {
+    const prediction = { label: 1, probs, neighbours: nbs, attention: Float32Array.from([0.75, 0.25]) };
+    const unsure = predictionReport('/img/x.png', prediction, classes, 3, 0.5);
+    assert.equal(unsure.abstained, true);
+    assert.match(formatPredictionText(unsure), /^\/img\/x\.png: abstains \(top probability 0\.400 < 0\.5; best guess b\)/);
+    const sure = predictionReport('/img/x.png', prediction, classes, 3, 0.3);
+    assert.equal(sure.abstained, false);
+    assert.match(formatPredictionText(sure), /^\/img\/x\.png: b \(p = 0\.400\)/);
+    assert.equal('abstained' in predictionReport('/img/x.png', prediction, classes, 3), false);
+  });
 });
 
 describe('formatEvalText', () => {

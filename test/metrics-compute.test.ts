@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { computeMetrics, formatMetricsTable } from '../src/eval/metrics.ts';
+import { computeMetrics, formatMetricsTable, METRICS_TABLE_NOTE } from '../src/eval/metrics.ts';
 import { RetformerError } from '../src/util/errors.ts';
 
 const near = (actual: number | null, expected: number, msg?: string) => {
@@ -22,6 +22,7 @@ describe('computeMetrics', () => {
     near(m.few, 100 / 3, 'few');
     // F1: a P=3/4 R=3/4 -> 0.75; b P=1/3 R=1/2 -> 0.4; c P=1 R=1/3 -> 0.5
     near(m.macroF1, 55, 'macroF1');
+    near(m.balanced ?? null, (75 + 50 + 100 / 3) / 3, 'balanced: mean per-class accuracy');
     assert.equal(m.worstClass.label, 'c');
     near(m.worstClass.accuracy, 100 / 3);
     assert.deepEqual(Object.keys(m.perClass), ['a', 'b', 'c']);
@@ -48,6 +49,7 @@ describe('computeMetrics', () => {
     });
     near(m.overall, 80);
     near(m.many, 50);
+    near(m.balanced ?? null, 50, 'balanced weighs both classes equally');
     // F1: x P=8/10 R=1 -> 8/9; y 0 -> macro 4/9
     near(m.macroF1, (100 * 4) / 9);
   });
@@ -72,12 +74,22 @@ describe('formatMetricsTable', () => {
         { name: 'a|b', metrics: b },
       ]),
       [
-        '| method | Many | Medium | Few | Overall |',
-        '|---|---:|---:|---:|---:|',
-        '| MLP only | 50.0 | - | 100.0 | 66.7 |',
-        '| a\\|b | - | 100.0 | - | 100.0 |',
+        '| method | Many | Medium | Few | Overall | Balanced |',
+        '|---|---:|---:|---:|---:|---:|',
+        '| MLP only | 50.0 | - | 100.0 | 66.7 | 75.0 |',
+        '| a\\|b | - | 100.0 | - | 100.0 | 100.0 |',
+        '',
+        METRICS_TABLE_NOTE,
         '',
       ].join('\n'),
     );
+  });
+
+  it('leaves the note out on request and shows a dash for results saved without balanced accuracy', () => {
+    const { balanced: _, ...old } = computeMetrics({ predictions: [0], labels: [0], classes: ['x'], trainCounts: [300] });
+    assert.equal(formatMetricsTable([{ name: 'old', metrics: old }], { note: false }).split('\n')[2], '| old | 100.0 | - | - | 100.0 | - |');
+    assert.ok(!formatMetricsTable([{ name: 'old', metrics: old }], { note: false }).includes('per test picture'));
+    assert.match(METRICS_TABLE_NOTE, /per-class/);
+    assert.match(METRICS_TABLE_NOTE, /Overall is per test picture/);
   });
 });

@@ -29,6 +29,11 @@ export function nonNegativeNumberFlag(flag: string, value: string): number {
   return parseWith(z.number().nonnegative().finite(), flag, value, 'a non-negative number');
 }
 
+/** A probability flag value in [0, 1] (e.g. --abstain-below). */
+export function probabilityFlag(flag: string, value: string): number {
+  return parseWith(z.number().min(0).max(1), flag, value, 'a probability between 0 and 1');
+}
+
 /** Bucket edges from --many / --few, defaulting to `defaults`; Few must not exceed Many. */
 export function edgesFromFlags(many: string | undefined, few: string | undefined, defaults: BucketEdges): BucketEdges {
   const edges = {

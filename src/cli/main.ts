@@ -1,5 +1,6 @@
 import { type Command, CommanderError } from 'commander';
 import { RetformerCommand } from './command.ts';
+import { registerAuditCommand } from './commands/audit.ts';
 import { registerCompareCommand } from './commands/compare.ts';
 import { registerDataCommands } from './commands/data.ts';
 import { registerDemoCommand } from './commands/demo.ts';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerExportCommand(program);
   registerCompareCommand(program);
   registerServeCommand(program);
+  registerAuditCommand(program);
   registerDemoCommand(program);
   return program;
 }

@@ -5,6 +5,7 @@ import type { Encoder } from '../encoders/types.ts';
 import type { Prediction, Predictor } from '../infer/types.ts';
 import { inputError } from '../util/errors.ts';
 import { startProgress } from '../util/progress.ts';
+import { type AbstentionSummary, abstentionSummary, expectedCalibrationError, topConfidences } from './calibration.ts';
 import { computeMetrics } from './metrics.ts';
 import { type BucketEdges, type EvalMetrics, LIFT_BUCKETS } from './types.ts';
 
@@ -18,6 +19,8 @@ export interface EvaluateOptions {
   /** Test embeddings already computed with the predictor's encoder ([n, dim], test order): skips embedding. */
   embeddings?: Float32Array;
   quiet?: boolean;
+  /** Abstain where the top probability is below this (coverage and accuracy of the answered pictures in `abstention`). */
+  abstainBelow?: number;
 }
 
 export interface EvaluateDetails {
@@ -35,6 +38,8 @@ export interface EvaluateResult {
   /** Predicted class index per test sample, in test order. */
   predictions: number[];
   details: EvaluateDetails;
+  /** Present when `abstainBelow` was given. */
+  abstention?: AbstentionSummary;
 }
 
 /**
@@ -85,7 +90,9 @@ export async function evaluateRun(run: Predictor, test: Dataset, options: Evalua
   try {
     for (let start = 0; start < n; start += batchSize) {
       const end = Math.min(n, start + batchSize);
-      const batch = await run.classifyEmbeddings(embeddings.subarray(start * dim, end * dim)); // [batch] predictions
+      // leakage guard: a test picture never sees a KB pair made from itself (matters for a downstream KB holding the split)
+      const sources = test.samples.slice(start, end).map((s) => s.path);
+      const batch = await run.classifyEmbeddings(embeddings.subarray(start * dim, end * dim), { sources }); // [batch] predictions
       outputs.push(...batch);
       progress.update(end);
     }
@@ -101,9 +108,20 @@ export async function evaluateRun(run: Predictor, test: Dataset, options: Evalua
     trainCounts: run.trainCounts,
     edges: options.edges ?? LIFT_BUCKETS,
   });
+  const confidences = topConfidences(outputs);
+  metrics.ece = 100 * expectedCalibrationError(
+    confidences,
+    predictions.map((p, i) => p === labels[i]),
+  );
+  const edges = options.edges ?? LIFT_BUCKETS;
+  const abstention =
+    options.abstainBelow === undefined
+      ? undefined
+      : abstentionSummary({ predictions, labels, confidences, trainCounts: run.trainCounts, edges, threshold: options.abstainBelow });
   return {
     metrics,
     predictions,
+    ...(abstention ? { abstention } : {}),
     details: { labels, outputs, embeddings, seconds: { embed: (t1 - t0) / 1000, predict: (t2 - t1) / 1000 } },
   };
 }

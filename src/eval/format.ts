@@ -12,6 +12,7 @@ export function formatEvalText(name: string, metrics: EvalMetrics, classes: read
   const lines = [formatMetricsTable([{ name, metrics }]).trimEnd(), ''];
   lines.push(`test pictures: ${metrics.n}`);
   lines.push(`macro-F1: ${pct(metrics.macroF1)}`);
+  if (metrics.ece !== undefined) lines.push(`expected calibration error (15 bins): ${pct(metrics.ece)}`);
   lines.push(`worst class: ${metrics.worstClass.label} (${pct(metrics.worstClass.accuracy)})`);
   lines.push(`classes per bucket: Many ${metrics.buckets.many}, Medium ${metrics.buckets.medium}, Few ${metrics.buckets.few}`);
   const index = new Map(classes.map((c, i) => [c, i]));

@@ -19,7 +19,8 @@ const mean = (xs: number[]): number | null => (xs.length ? xs.reduce((a, b) => a
 /**
  * Top-1 metrics of a prediction run: sample-level overall accuracy; Many/Medium/Few as the mean per-class accuracy
  * of test-present classes bucketed by TRAINING count; macro-F1 over test-present classes; worst class; per-class
- * accuracy. All in percent. An empty bucket reports null.
+ * accuracy; balanced accuracy = mean per-class accuracy over test-present classes. All in percent. An empty bucket
+ * reports null.
  */
 export function computeMetrics(args: MetricsInput): EvalMetrics {
   const { predictions, labels, classes, trainCounts } = args;
@@ -64,6 +65,7 @@ export function computeMetrics(args: MetricsInput): EvalMetrics {
     many: mean(byBucket.many),
     medium: mean(byBucket.medium),
     few: mean(byBucket.few),
+    balanced: mean(Object.values(perClass)) ?? 0,
     macroF1: 100 * (mean(f1s) ?? 0),
     worstClass: worst,
     perClass,
@@ -72,13 +74,21 @@ export function computeMetrics(args: MetricsInput): EvalMetrics {
   };
 }
 
-const cell = (v: number | null): string => (v === null ? '-' : v.toFixed(1));
+const cell = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(1));
 
-/** A Markdown table `| method | Many | Medium | Few | Overall |`, one decimal, rows in the given order. */
-export function formatMetricsTable(rows: { name: string; metrics: EvalMetrics }[]): string {
-  const lines = ['| method | Many | Medium | Few | Overall |', '|---|---:|---:|---:|---:|'];
+/** The line printed under every metrics table: which figures are class means and which is per picture. */
+export const METRICS_TABLE_NOTE =
+  'Many / Medium / Few and Balanced are means of per-class accuracy (over the bucket\'s classes, over all classes); Overall is per test picture, so on a long-tailed test set it weighs the head.';
+
+/**
+ * A Markdown table `| method | Many | Medium | Few | Overall | Balanced |`, one decimal, rows in the given order,
+ * followed by a blank line and METRICS_TABLE_NOTE unless `note` is false.
+ */
+export function formatMetricsTable(rows: { name: string; metrics: EvalMetrics }[], options: { note?: boolean } = {}): string {
+  const lines = ['| method | Many | Medium | Few | Overall | Balanced |', '|---|---:|---:|---:|---:|---:|'];
   for (const { name, metrics: m } of rows) {
-    lines.push(`| ${name.replace(/\|/g, '\\|')} | ${cell(m.many)} | ${cell(m.medium)} | ${cell(m.few)} | ${cell(m.overall)} |`);
+    lines.push(`| ${name.replace(/\|/g, '\\|')} | ${cell(m.many)} | ${cell(m.medium)} | ${cell(m.few)} | ${cell(m.overall)} | ${cell(m.balanced)} |`);
   }
+  if (options.note !== false) lines.push('', METRICS_TABLE_NOTE);
   return `${lines.join('\n')}\n`;
 }

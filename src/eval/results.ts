@@ -13,6 +13,8 @@ export interface MethodResult {
   metrics: EvalMetrics;
   /** Predicted class index per test sample, in test order. */
   predictions: number[];
+  /** Top-1 probability per test sample (trained methods), for the calibration charts. */
+  confidences?: number[];
   runDir?: string;
   trainSeconds?: number;
 }
@@ -44,6 +46,16 @@ export interface GalleryItem {
   neighbours: GalleryNeighbour[];
 }
 
+/** An extra section of the report (the demo's KB sources, noisy labels, settings chosen on validation, label audit): text and one table. */
+export interface ReportSection {
+  id: string;
+  title: string;
+  /** Plain text paragraphs shown before the table. */
+  notes: string[];
+  header: string[];
+  rows: string[][];
+}
+
 export interface CompareResults {
   createdAt: string;
   seed: number;
@@ -69,4 +81,6 @@ export interface CompareResults {
   timings: Record<string, number>;
   /** Free-form settings worth showing (k, epochs, encoder id, KB size, ...). */
   settings: Record<string, string | number | boolean>;
+  /** Extra sections shown after the results table (optional; the demo adds them). */
+  sections?: ReportSection[];
 }

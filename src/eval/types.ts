@@ -10,6 +10,13 @@ export interface EvalMetrics {
   many: number | null;
   medium: number | null;
   few: number | null;
+  /**
+   * Balanced accuracy: mean per-class accuracy (percent) over the classes present in the test set. Unlike
+   * `overall` (per sample) it weighs every class equally. Optional only because results written before it existed lack it.
+   */
+  balanced?: number;
+  /** Expected calibration error of the top-1 probability, percent, 15 equal-width bins; absent for methods without probabilities. */
+  ece?: number;
   /** Macro-averaged F1 in percent over classes present in the test set. */
   macroF1: number;
   /** Lowest per-class accuracy (percent) among classes present in the test set. */

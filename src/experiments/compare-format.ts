@@ -17,9 +17,9 @@ export function formatComparisonMarkdown(results: CompareResults): string {
   );
   lines.push(formatMetricsTable(results.methods.map((m) => ({ name: m.name, metrics: m.metrics }))).trimEnd(), '');
   for (const s of results.skipped ?? []) lines.push(`Skipped ${s.name}: ${s.reason}`, '');
-  lines.push('| method | macro-F1 | worst class | train s |', '|---|---:|---|---:|');
+  lines.push('| method | macro-F1 | ECE (15 bins) | worst class | train s |', '|---|---:|---:|---|---:|');
   for (const m of results.methods) {
-    lines.push(`| ${m.name} | ${fmt(m.metrics.macroF1)} | ${m.metrics.worstClass.label} (${fmt(m.metrics.worstClass.accuracy)}) | ${fmt(m.trainSeconds)} |`);
+    lines.push(`| ${m.name} | ${fmt(m.metrics.macroF1)} | ${fmt(m.metrics.ece)} | ${m.metrics.worstClass.label} (${fmt(m.metrics.worstClass.accuracy)}) | ${fmt(m.trainSeconds)} |`);
   }
   const first = results.methods[0];
   if (first) {

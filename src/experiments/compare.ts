@@ -127,7 +127,8 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
           runK ??= run.config.k;
           runEpochs ??= run.config.epochs;
           const r = await evaluateRun(run, testSet, { edges: o.edges, cacheDir: o.cacheDir, quiet: o.quiet });
-          byKey.set(m.key, { key: m.key, name: m.name, kind: m.kind, metrics: r.metrics, predictions: r.predictions, runDir, trainSeconds: trainSeconds.get(m.key) });
+          const confidences = r.details.outputs.map((p) => Math.round(p.probability * 1e6) / 1e6); // for the calibration charts
+          byKey.set(m.key, { key: m.key, name: m.name, kind: m.kind, metrics: r.metrics, predictions: r.predictions, confidences, runDir, trainSeconds: trainSeconds.get(m.key) });
           if (m.key === 'mlp-only') mlpPredictions = r.predictions;
           if (m.key === 'full') fullOutputs = r.details.outputs;
           if (m.train.variant !== 'mlp-only' && retrievalOutputs === undefined) {

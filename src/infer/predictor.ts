@@ -8,6 +8,7 @@ import { assembleInputs } from '../model/inputs.ts';
 import { type ForwardResult, ForwardGraph } from '../model/onnx/session.ts';
 import { checkParams, loadParams, paramSpecs } from '../model/params.ts';
 import { modelConfigOf, parseTrainConfig, type TrainConfig } from '../train/config.ts';
+import { guardNeighbours } from '../train/retrieval.ts';
 import { RUN_FILES, type RunKbInfo, readClassesFile, readJson } from '../train/run-files.ts';
 import { RetformerError } from '../util/errors.ts';
 import type { ClassifyOptions, Prediction, Predictor as PredictorContract, PredictorOptions } from './types.ts';
@@ -133,7 +134,8 @@ export class Predictor implements PredictorContract {
       const embeddings = await this.encoder.embedImages(images.slice(start, end)); // [m, D]
       if (embeddings.length !== (end - start) * D) throw new RetformerError(`encoder returned ${embeddings.length} values for ${end - start} images of dim ${D}`);
       const excludeIds = options.excludeIds?.slice(start, end);
-      out.push(...(await this.classifyEmbeddings(embeddings, { ...options, excludeIds, onProgress: undefined })));
+      const sources = options.sources?.slice(start, end);
+      out.push(...(await this.classifyEmbeddings(embeddings, { ...options, excludeIds, sources, onProgress: undefined })));
       options.onProgress?.(end, images.length);
     }
     return out;
@@ -154,8 +156,10 @@ export class Predictor implements PredictorContract {
       let neighbours: Neighbour[][] = Array.from({ length: m }, () => []);
       let batch = assembleInputs(q, m, D, k, []);
       if (usesRetrieval(this.model)) {
-        const found = await this.kb.search(q, { k, queryEncoderId: this.encoder.id, excludeIds: options.excludeIds?.slice(start, end), modality: 'image' });
-        neighbours = found.map((l) => l.slice(0, k));
+        const sources = options.sources?.slice(start, end);
+        const want = sources ? k + this.config.retrievalExtra : k; // room for the own pair the guard drops
+        const found = await this.kb.search(q, { k: want, queryEncoderId: this.encoder.id, excludeIds: options.excludeIds?.slice(start, end), modality: 'image' });
+        neighbours = found.map((l, i) => (sources ? guardNeighbours(l, k, sources[i], options.excludeIds?.[start + i]) : l.slice(0, k)));
         const rows = [...new Set(neighbours.flat().map((nb) => nb.row))];
         const slotOf = new Map(rows.map((r, i) => [r, i]));
         const slots = new Int32Array(m * k).fill(-1); // [m, k]

@@ -12,6 +12,9 @@ export interface PredictionReport {
   image: string;
   label: string;
   probability: number;
+  /** With `--abstain-below P`: P, and whether the top probability fell below it (then `label` is only the best guess). */
+  abstainBelow?: number;
+  abstained?: boolean;
   top: { label: string; probability: number }[];
   /** The branches' logits for the predicted class before fusion: L_I (MLP) and L_R (retrieval). */
   branches?: { image: number; retrieval?: number };
@@ -22,12 +25,14 @@ export interface PredictionReport {
 /** The parts of a Prediction a report shows (`top` is recomputed from `probs` for the length asked). */
 export type ReportedPrediction = Pick<Prediction, 'label' | 'probs' | 'neighbours' | 'attention' | 'gate'> & Partial<Pick<Prediction, 'branches'>>;
 
-export function predictionReport(image: string, prediction: ReportedPrediction, classes: readonly string[], top = 5): PredictionReport {
+export function predictionReport(image: string, prediction: ReportedPrediction, classes: readonly string[], top = 5, abstainBelow?: number): PredictionReport {
   const order = Array.from(prediction.probs, (p, c) => ({ c, p })).sort((a, b) => b.p - a.p || a.c - b.c);
+  const probability = prediction.probs[prediction.label];
   return {
     image,
     label: classes[prediction.label],
-    probability: prediction.probs[prediction.label],
+    probability,
+    ...(abstainBelow === undefined ? {} : { abstainBelow, abstained: probability < abstainBelow }),
     top: order.slice(0, top).map(({ c, p }) => ({ label: classes[c], probability: p })),
     ...(prediction.branches === undefined ? {} : { branches: prediction.branches }),
     ...(prediction.gate === undefined ? {} : { gate: prediction.gate }),
@@ -44,7 +49,9 @@ export function predictionReport(image: string, prediction: ReportedPrediction, 
 }
 
 export function formatPredictionText(report: PredictionReport): string {
-  const lines = [`${report.image}: ${report.label} (p = ${report.probability.toFixed(3)})`];
+  const lines = report.abstained
+    ? [`${report.image}: abstains (top probability ${report.probability.toFixed(3)} < ${report.abstainBelow}; best guess ${report.label})`]
+    : [`${report.image}: ${report.label} (p = ${report.probability.toFixed(3)})`];
   if (report.branches?.retrieval !== undefined) lines.push(`branch logits for ${report.label}: MLP (L_I) ${report.branches.image.toFixed(3)}, retrieval (L_R) ${report.branches.retrieval.toFixed(3)}`);
   if (report.gate !== undefined) lines.push(`retrieval gate: ${report.gate.toFixed(3)}`);
   lines.push('', `top ${report.top.length}:`);

@@ -41,6 +41,11 @@ export interface Prediction {
 export interface ClassifyOptions {
   /** Per-query pair ids the retrieval must leave out (the leakage guard). */
   excludeIds?: readonly (ReadonlySet<string> | undefined)[];
+  /**
+   * Absolute image path per query: KB pairs whose `source` is the query's own picture are left out
+   * (the leakage guard when the queries are training pictures held in a downstream KB: validation, audit).
+   */
+  sources?: readonly (string | undefined)[];
   /** How many top classes to report (default 5). */
   top?: number;
   /** Called as work proceeds: (done, total) queries. */

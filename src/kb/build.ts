@@ -16,6 +16,8 @@ export interface BuildOptions {
   out: string;
   /** Encoder spec (registry syntax); default "embedded". */
   encoderSpec?: string;
+  /** Reuse the frozen encoder of this KB (spec) instead of making one, so KBs share one space. */
+  encoderOf?: string;
   seed?: number;
   /** Pairs embedded per batch (bounds memory). */
   batchSize?: number;
@@ -66,11 +68,14 @@ export async function buildKnowledgeBase(opts: BuildOptions): Promise<KbManifest
   let kb: WritableKnowledgeBase | undefined;
   let writer: KbWriter | undefined;
   try {
-    encoder = await createEncoder(parseEncoderSpec(opts.encoderSpec ?? DEFAULT_ENCODER_SPEC), {
-      fitPairs: rows.map((r) => ({ image: r.path, text: r.text })),
-      seed: opts.seed ?? 0,
-      quiet: opts.quiet,
-    });
+    encoder =
+      opts.encoderOf !== undefined
+        ? await openKbEncoder(opts.encoderOf)
+        : await createEncoder(parseEncoderSpec(opts.encoderSpec ?? DEFAULT_ENCODER_SPEC), {
+            fitPairs: rows.map((r) => ({ image: r.path, text: r.text })),
+            seed: opts.seed ?? 0,
+            quiet: opts.quiet,
+          });
     const state = await encoderState(encoder);
     kb = await createKnowledgeBase(opts.out, { encoder: state.descriptor, encoderChecksum: state.checksum, encoderFiles: state.files, dim: encoder.dim, dtype: opts.dtype });
     writer = await kb.beginWrite({ allowNewLabels: true, indexThreads: opts.indexThreads });

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { edgesFromFlags, positiveIntFlag } from '../flag-values.ts';
+import { edgesFromFlags, positiveIntFlag, probabilityFlag } from '../flag-values.ts';
 import { LIFT_BUCKETS } from '../../eval/types.ts';
 import { RetformerError } from '../../util/errors.ts';
 
@@ -13,6 +13,7 @@ interface EvalFlags {
   few?: string;
   cache?: string;
   batchSize: string;
+  abstainBelow?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -33,11 +34,13 @@ export function registerEvalCommand(program: Command): void {
     .option('--few <n>', `Few bucket: classes with fewer than n training images (default ${LIFT_BUCKETS.few})`)
     .option('--cache <dir>', 'embedding cache folder (default $RETFORMER_CACHE or ./.cache/retformer/embeddings)')
     .option('--batch-size <n>', 'queries per prediction batch', '256')
-    .option('--json', 'print the metrics as JSON (keys overall, many, medium, few, macroF1, worstClass, perClass, buckets, n)')
+    .option('--abstain-below <p>', 'also report coverage and accuracy when pictures whose top probability is below p (0..1) abstain, overall and per bucket')
+    .option('--json', 'print the metrics as JSON (keys overall, many, medium, few, balanced, ece, macroF1, worstClass, perClass, buckets, n; abstention with --abstain-below)')
     .option('--quiet', 'no progress bars')
     .action(async (flags: EvalFlags) => {
       const edges = edgesFromFlags(flags.many, flags.few, LIFT_BUCKETS);
       const batchSize = positiveIntFlag('--batch-size', flags.batchSize);
+      const abstainBelow = flags.abstainBelow === undefined ? undefined : probabilityFlag('--abstain-below', flags.abstainBelow);
       const runDir = resolve(flags.run);
       if (!existsSync(runDir)) throw new RetformerError(`${runDir}: run folder not found (--run)`);
       const testFile = resolve(flags.test);
@@ -49,13 +52,17 @@ export function registerEvalCommand(program: Command): void {
       const { evaluateRun } = await import('../../eval/evaluate.ts');
       const run = await Predictor.fromRun(runDir, { kb: flags.kb });
       try {
-        const { metrics } = await evaluateRun(run, test, { edges, cacheDir: flags.cache, batchSize, quiet });
+        const { metrics, abstention } = await evaluateRun(run, test, { edges, cacheDir: flags.cache, batchSize, quiet, abstainBelow });
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);
+          process.stdout.write(`${JSON.stringify(abstention ? { ...metrics, abstention } : metrics, null, 2)}\n`);
         } else {
           const { formatEvalText } = await import('../../eval/format.ts');
           const name = `${run.config.variant}${run.config.adaptive === true ? ' (adaptive)' : ''}`;
           process.stdout.write(formatEvalText(name, metrics, run.classes, run.trainCounts));
+          if (abstention) {
+            const { formatAbstention } = await import('../../eval/calibration.ts');
+            process.stdout.write(`\n${formatAbstention(abstention)}\n`);
+          }
         }
       } finally {
         await run.close();

@@ -1,10 +1,12 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { createEncoder, parseEncoderSpec } from '../../encoders/registry.ts';
 import type { Encoder } from '../../encoders/types.ts';
 import { addPairsCsv, buildKnowledgeBase, DEFAULT_BATCH_SIZE, DEFAULT_KB_DTYPE, FileKnowledgeBase, openKnowledgeBase } from '../../kb/index.ts';
+import { DEFAULT_TEXT_TEMPLATE } from '../../kb/sources.ts';
 import { KB_DTYPES, type KbManifest, type Neighbour, type WritableKnowledgeBase } from '../../kb/types.ts';
 import { RetformerError } from '../../util/errors.ts';
 import { parseFlags } from '../parse-flags.ts';
@@ -15,7 +17,9 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 const intOpt = (min: number) => z.coerce.number().int().min(min);
 
 const buildSchema = z.object({
-  pairs: z.string(),
+  pairs: z.string().optional(),
+  fromTrain: z.string().optional(),
+  textTemplate: z.string().optional(),
   out: z.string(),
   encoder: z.string().default('embedded'),
   seed: intOpt(0).default(0),
@@ -106,12 +110,37 @@ async function queryEncoder(kb: WritableKnowledgeBase, manifest: KbManifest, spe
   return createEncoder(parsed, {});
 }
 
+/** The pairs CSV `kb build` embeds: --pairs as given, or one written from --from-train (plus --pairs) into a temp folder. */
+async function pairsSource(o: z.infer<typeof buildSchema>): Promise<{ csv: string; cleanup: () => void }> {
+  if (o.fromTrain === undefined) {
+    if (o.pairs === undefined) throw new RetformerError('kb build: give --pairs CSV, --from-train CSV, or both');
+    if (o.textTemplate !== undefined) throw new RetformerError('kb build: --text-template applies only with --from-train');
+    return { csv: o.pairs, cleanup: () => {} };
+  }
+  const { writeDownstreamPairs, concatPairsCsv } = await import('../../kb/sources.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'retformer-pairs-'));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    const downstream = join(dir, 'downstream.csv');
+    writeDownstreamPairs(o.fromTrain, downstream, { textTemplate: o.textTemplate });
+    if (o.pairs === undefined) return { csv: downstream, cleanup };
+    const all = join(dir, 'all.csv');
+    concatPairsCsv([downstream, o.pairs], all);
+    return { csv: all, cleanup };
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}
+
 export function registerKbCommands(program: Command): void {
   const kb = program.command('kb').description('Image-text knowledge base: build, add, remove, search, stats, compact');
 
   kb.command('build')
     .description('Embed every (image, text) pair of a CSV with a frozen encoder and index both modalities')
-    .requiredOption('--pairs <csv>', 'pairs CSV: header path,text[,id][,label]; paths relative to the CSV folder')
+    .option('--pairs <csv>', 'pairs CSV: header path,text[,id][,label]; paths relative to the CSV folder')
+    .option('--from-train <csv>', 'a downstream KB from a training manifest: each image with its text column, or the --text-template filled with its label (with --pairs too: downstream + those pairs, the "all" source)')
+    .option('--text-template <t>', `text for training rows without one; {label} is the class name (default "${DEFAULT_TEXT_TEMPLATE}")`)
     .requiredOption('--out <dir>', 'new knowledge base folder (must not exist)')
     .option('--encoder <spec>', 'embedded | pixels | onnx:<dir>[#variant]', 'embedded')
     .option('--seed <n>', 'seed for encoders that fit', '0')
@@ -122,7 +151,13 @@ export function registerKbCommands(program: Command): void {
     .option('--json', 'print the manifest as JSON')
     .action(async (raw) => {
       const o = parseFlags(buildSchema, raw);
-      const m = await buildKnowledgeBase({ pairsCsv: o.pairs, out: o.out, encoderSpec: o.encoder, seed: o.seed, batchSize: o.batchSize, indexThreads: o.threads, dtype: o.dtype, quiet: o.quiet || o.json });
+      const source = await pairsSource(o);
+      let m: KbManifest;
+      try {
+        m = await buildKnowledgeBase({ pairsCsv: source.csv, out: o.out, encoderSpec: o.encoder, seed: o.seed, batchSize: o.batchSize, indexThreads: o.threads, dtype: o.dtype, quiet: o.quiet || o.json });
+      } finally {
+        source.cleanup();
+      }
       if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else process.stdout.write(`built ${o.out}: ${m.count} pairs, dim ${m.dim}, encoder ${m.encoder.id}\n`);
     });

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { positiveIntFlag } from '../flag-values.ts';
+import { positiveIntFlag, probabilityFlag } from '../flag-values.ts';
 import { RetformerError } from '../../util/errors.ts';
 
 interface PredictFlags {
@@ -15,6 +15,7 @@ interface PredictFlags {
   kb?: string;
   top: string;
   batchSize: string;
+  abstainBelow?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -58,11 +59,13 @@ export function registerPredictCommand(program: Command): void {
     .option('--kb <dir>', "the run's KB at another path (default: the path recorded in RUN/kb.json)")
     .option('--top <n>', 'how many top classes to list', '5')
     .option('--batch-size <n>', 'pictures per classify call (many pictures)', '64')
+    .option('--abstain-below <p>', 'one picture: abstain (say so, with the best guess) when the top probability is below p (0..1)')
     .option('--json', 'one picture: print the prediction as JSON')
     .option('--quiet', 'no progress on stderr')
     .action(async (flags: PredictFlags) => {
       const top = positiveIntFlag('--top', flags.top);
       const chunk = positiveIntFlag('--batch-size', flags.batchSize);
+      const abstainBelow = flags.abstainBelow === undefined ? undefined : probabilityFlag('--abstain-below', flags.abstainBelow);
       const runDir = resolve(flags.run);
       if (!existsSync(runDir)) throw new RetformerError(`${runDir}: run folder not found (--run)`);
       const images = await picturesOf(flags);
@@ -73,7 +76,7 @@ export function registerPredictCommand(program: Command): void {
         const predictor = await Predictor.fromRun(runDir, { kb: flags.kb });
         try {
           const [prediction] = await predictor.classify(images, { top });
-          const report = predictionReport(images[0], prediction, predictor.classes, top);
+          const report = predictionReport(images[0], prediction, predictor.classes, top, abstainBelow);
           process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatPredictionText(report));
         } finally {
           await predictor.close();

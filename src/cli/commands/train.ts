@@ -1,6 +1,10 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { join, resolve } from 'node:path';
+import { K_GRID, type SelectionResult, TAU_GRID } from '../../eval/select.ts';
 import { VARIANTS } from '../../model/config.ts';
+import { RetformerError } from '../../util/errors.ts';
+import { writeJsonAtomic } from '../../util/fs.ts';
 import { parseFlags } from '../parse-flags.ts';
 
 /** CLI flags; the model/training ones map onto TrainConfig fields (undefined = keep the config file's or default value). */
@@ -11,7 +15,9 @@ const trainFlagsSchema = z.object({
   config: z.string().optional(),
   variant: z.enum(VARIANTS).optional(),
   adaptive: z.boolean().optional(),
-  k: z.coerce.number().int().min(1).optional(),
+  k: z.union([z.literal('auto'), z.coerce.number().int().min(1)]).optional(),
+  tau: z.union([z.literal('auto'), z.coerce.number().positive()]).optional(),
+  jobs: z.coerce.number().int().min(1).default(2),
   epochs: z.coerce.number().int().min(1).optional(),
   batchSize: z.coerce.number().int().min(1).optional(),
   lr: z.coerce.number().positive().optional(),
@@ -39,7 +45,9 @@ export function registerTrainCommand(program: Command): void {
     .option('--config <json>', 'JSON file of config fields (flags override it)')
     .option('--variant <name>', `model variant: ${VARIANTS.join(' | ')}`)
     .option('--adaptive', 'learn a per-query gate between the branches and a null attention token (beyond the paper)')
-    .option('--k <n>', 'neighbours per query (default 32)')
+    .option('--k <n|auto>', `neighbours per query (default 32); auto: chosen among ${K_GRID.join(', ')} on a validation split carved from --train (RUN_DIR/selection.json)`)
+    .option('--tau <x|auto>', `fusion scale tau (default 1); auto: chosen among ${TAU_GRID.join(', ')} on the same validation split`)
+    .option('--jobs <n>', 'with auto: candidate runs trained at a time', '2')
     .option('--epochs <n>', 'epochs (default 25)')
     .option('--batch-size <n>', 'samples per optimizer step (default 256; run as micro-batches)')
     .option('--lr <x>', 'peak learning rate (default 5e-4)')
@@ -53,17 +61,41 @@ export function registerTrainCommand(program: Command): void {
     .action(async (raw: Record<string, unknown>) => {
       const flags = parseFlags(trainFlagsSchema, raw);
       const { trainRun } = await import('../../train/index.ts');
+      let k = flags.k === 'auto' ? undefined : flags.k;
+      let tau = flags.tau === 'auto' ? undefined : flags.tau;
+      let selection: SelectionResult | undefined;
+      if (flags.k === 'auto' || flags.tau === 'auto') {
+        if (flags.resume) throw new RetformerError('--k auto / --tau auto choose settings for a new run; drop them with --resume');
+        const { formatSelection, selectSettings } = await import('../../eval/select.ts');
+        selection = await selectSettings({
+          train: flags.train,
+          kb: flags.kb,
+          out: `${resolve(flags.out)}.select`,
+          config: flags.config,
+          variant: flags.variant,
+          adaptive: flags.adaptive,
+          grid: { k: flags.k === 'auto' ? K_GRID : k === undefined ? undefined : [k], tau: flags.tau === 'auto' ? TAU_GRID : tau === undefined ? undefined : [tau] },
+          seed: flags.seed,
+          epochs: flags.epochs,
+          jobs: flags.jobs,
+          cacheDir: flags.cache,
+          onStep: flags.quiet ? undefined : (line) => process.stderr.write(`select: ${line}\n`),
+        });
+        ({ k, tau } = selection.chosen);
+        if (!flags.quiet) process.stderr.write(formatSelection(selection));
+      }
       const result = await trainRun({
         trainCsv: flags.train,
         kbDir: flags.kb,
         outDir: flags.out,
         configFile: flags.config,
-        config: { variant: flags.variant, adaptive: flags.adaptive, k: flags.k, epochs: flags.epochs, batchSize: flags.batchSize, lr: flags.lr, loss: flags.loss, seed: flags.seed, threads: flags.threads },
+        config: { variant: flags.variant, adaptive: flags.adaptive, k, tau, epochs: flags.epochs, batchSize: flags.batchSize, lr: flags.lr, loss: flags.loss, seed: flags.seed, threads: flags.threads },
         resume: flags.resume,
         force: flags.force,
         cacheDir: flags.cache,
         quiet: flags.quiet,
       });
+      if (selection) writeJsonAtomic(join(result.runDir, 'selection.json'), selection);
       if (result.epochsTrained === 0) process.stdout.write(`nothing to resume: ${result.runDir} has finished all ${result.epochs} epochs\n`);
       else {
         const from = result.epochs - result.epochsTrained + 1;

@@ -2,12 +2,14 @@ import * as vega from 'vega';
 import type { TopLevelSpec } from 'vega-lite';
 import { compile } from 'vega-lite';
 import type { CompareResults } from '../results.ts';
+import { ECE_BINS } from '../calibration.ts';
+import { coverageSpec, reliabilitySpec } from './calibration-charts.ts';
 import { BUCKET_TITLES, bucketOf } from './format.ts';
 import { BASELINE_KEY, FULL_KEY } from './model.ts';
 
 /** One rendered chart: its file name in the report folder, a title, a caption and the SVG text. */
 export interface RenderedChart {
-  id: 'buckets' | 'per-class' | 'purity';
+  id: 'buckets' | 'per-class' | 'purity' | 'reliability' | 'coverage';
   file: string;
   title: string;
   caption: string;
@@ -236,6 +238,20 @@ export async function renderCharts(results: CompareResults): Promise<{ charts: R
       spec: puritySpec(results),
       caption: `Share of the k retrieved image neighbours of a class's test pictures that carry the class's own label. Low purity on tail classes means the knowledge base has few same-class entries, and the text modality has to carry the signal.${nullPurity > 0 ? ` ${nullPurity} class(es) without a purity value (no test pictures or an unlabelled knowledge base) are left out.` : ''}${zeroNote}`,
       reason: 'no class has a retrieval purity (no test pictures or an unlabelled knowledge base)',
+    },
+    {
+      id: 'reliability',
+      title: 'Reliability diagram',
+      spec: reliabilitySpec(results),
+      caption: `Accuracy against mean confidence (top-1 probability) in ${ECE_BINS} equal-width bins, for ${base} and ${full}; the dashed diagonal is perfect calibration, points below it are overconfident, larger points hold more pictures. ECE (in the legend) is the picture-weighted mean gap.`,
+      reason: 'no method recorded its top-1 probabilities',
+    },
+    {
+      id: 'coverage',
+      title: 'Coverage against accuracy (abstention)',
+      spec: coverageSpec(results),
+      caption: 'Answering only the most confident pictures (retformer eval / predict --abstain-below P): the share answered against the accuracy on them. A curve that rises steeply to the left trades little coverage for much precision.',
+      reason: 'no method recorded its top-1 probabilities',
     },
   ];
   const charts: RenderedChart[] = [];

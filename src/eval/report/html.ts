@@ -1,4 +1,4 @@
-import type { CompareResults, GalleryItem, GalleryNeighbour } from '../results.ts';
+import type { CompareResults, GalleryItem, GalleryNeighbour, ReportSection } from '../results.ts';
 import type { RenderedChart, SkippedChart } from './charts.ts';
 import { DASH, formatNumber, formatSeconds, formatShare, truncate } from './format.ts';
 import {
@@ -180,6 +180,14 @@ function gallerySection(inputs: PageInputs): SafeHtml {
   return html`<p class="note">${items.length} test picture(s) of Few classes that ${baseName} got wrong and ${fullName} got right, with the top ${options.galleryNeighbours} retrieved neighbours (best first): similarity to the query, attention weight in the fusion (bar relative to the largest weight on the card), and the neighbour's label (green when it is the true class) and text.${missing > 0 ? ` ${missing} picture(s) could not be read and show a placeholder.` : ''}</p><div class="gallery">${items.map((it) => galleryCard(it, inputs, baseName, fullName))}</div>`;
 }
 
+function extraSection(section: ReportSection): SafeHtml {
+  const head = section.header.map((h, i) => (i === 0 ? html`<th>${h}</th>` : html`<th class="num">${h}</th>`));
+  const body = section.rows.map((r) => html`<tr>${r.map((c, i) => (i === 0 ? html`<td>${c}</td>` : html`<td class="num">${c}</td>`))}</tr>`);
+  return html`<section id="${`extra-${section.id}`}"><h2>${section.title}</h2>${section.notes.map((n) => html`<p class="note">${n}</p>`)}${
+    section.rows.length > 0 ? html`<div class="panel"><table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div>` : ''
+  }</section>`;
+}
+
 /** The whole self-contained page (inline CSS and SVG; thumbnails from the sibling img/ folder; no script). */
 export function renderHtml(inputs: PageInputs): string {
   const { results, charts, skipped, options } = inputs;
@@ -197,7 +205,8 @@ export function renderHtml(inputs: PageInputs): string {
 <main>
 <header><h1>${options.title}</h1><p>${results.classes.length} classes · ${results.test.length} test pictures · ${results.methods.length} methods · seed ${results.seed} · ${results.createdAt}</p></header>
 ${headlineBlock(buildHeadline(results))}
-<section id="results"><h2>Results</h2><p class="note">Top-1 accuracy in percent. Many / Medium / Few are the mean per-class accuracy over the classes of each bucket (by training count); Overall is per sample; Macro-F1 over classes present in the test set; Worst class is the lowest per-class accuracy. The best value of each column is highlighted; ${DASH} marks an empty bucket.</p>${resultsTable(rows, buckets)}</section>
+<section id="results"><h2>Results</h2><p class="note">Top-1 accuracy in percent. Many / Medium / Few are the mean per-class accuracy over the classes of each bucket (by training count); Overall is per test picture (a long-tailed test set weighs the head); Balanced is the mean per-class accuracy over all classes; Macro-F1 over classes present in the test set; Worst class is the lowest per-class accuracy. The best value of each column is highlighted; ${DASH} marks an empty bucket.</p>${resultsTable(rows, buckets)}</section>
+${(results.sections ?? []).map(extraSection)}
 <section id="buckets-table"><h2>Buckets</h2>${bucketTable(buckets)}</section>
 <section id="charts"><h2>Charts</h2>${charts.map(chartFigure)}${skipped.map((s) => html`<p class="note">${s.title}: not drawn — ${s.reason}.</p>`)}</section>
 <section id="gallery"><h2>Tail pictures retrieval fixed</h2>${gallerySection(inputs)}</section>

@@ -10,6 +10,8 @@ const MetricsSchema = z.object({
   many: nullableNumber,
   medium: nullableNumber,
   few: nullableNumber,
+  balanced: z.number().optional(),
+  ece: z.number().optional(),
   macroF1: z.number(),
   worstClass: z.object({ label: z.string(), accuracy: z.number() }),
   perClass: z.record(z.string(), z.number()),
@@ -33,6 +35,7 @@ export const CompareResultsSchema = z
         kind: z.enum(['baseline', 'retformer']),
         metrics: MetricsSchema,
         predictions: z.array(z.number()),
+        confidences: z.array(z.number().min(0).max(1)).optional(),
         runDir: z.string().optional(),
         trainSeconds: z.number().optional(),
       }),
@@ -53,6 +56,9 @@ export const CompareResultsSchema = z
     ),
     timings: z.record(z.string(), z.number()),
     settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+    sections: z
+      .array(z.object({ id: z.string(), title: z.string(), notes: z.array(z.string()), header: z.array(z.string()), rows: z.array(z.array(z.string())) }))
+      .optional(),
   })
   .superRefine((r, ctx) => {
     if (r.trainCounts.length !== r.classes.length) {

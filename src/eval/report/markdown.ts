@@ -45,7 +45,7 @@ export function renderMarkdown(inputs: PageInputs): string {
   }
 
   out.push('## Results', '');
-  out.push(`Top-1 accuracy (%). Many / Medium / Few: mean per-class accuracy over the bucket's classes; Overall: per sample. Best per column in bold; ${DASH} marks an empty bucket.`, '');
+  out.push(`Top-1 accuracy (%). Many / Medium / Few: mean per-class accuracy over the bucket's classes; Overall: per test picture; Balanced: mean per-class accuracy over all classes. Best per column in bold; ${DASH} marks an empty bucket.`, '');
   const rows = buildResultsRows(results);
   const showTrain = rows.some((r) => r.trainSeconds !== null);
   out.push(
@@ -63,6 +63,21 @@ export function renderMarkdown(inputs: PageInputs): string {
     ),
     '',
   );
+
+  for (const section of results.sections ?? []) {
+    out.push(`## ${md(section.title)}`, '');
+    for (const note of section.notes) out.push(md(note), '');
+    if (section.rows.length > 0) {
+      out.push(
+        table(
+          section.header.map(md),
+          section.rows.map((r) => r.map(md)),
+          section.header.map((_, i) => (i === 0 ? 'l' : 'r')),
+        ),
+        '',
+      );
+    }
+  }
 
   out.push('## Buckets', '');
   out.push(

@@ -8,7 +8,7 @@ export const FULL_KEY = 'full';
 
 /** One numeric column of the results table; higher is better for all of them. */
 export interface MetricColumn {
-  key: 'many' | 'medium' | 'few' | 'overall' | 'macroF1' | 'worst';
+  key: 'many' | 'medium' | 'few' | 'overall' | 'balanced' | 'macroF1' | 'worst';
   title: string;
   value(method: MethodResult): number | null;
 }
@@ -18,6 +18,7 @@ export const METRIC_COLUMNS: readonly MetricColumn[] = [
   { key: 'medium', title: 'Medium', value: (m) => m.metrics.medium },
   { key: 'few', title: 'Few', value: (m) => m.metrics.few },
   { key: 'overall', title: 'Overall', value: (m) => m.metrics.overall },
+  { key: 'balanced', title: 'Balanced', value: (m) => m.metrics.balanced ?? null },
   { key: 'macroF1', title: 'Macro-F1', value: (m) => m.metrics.macroF1 },
   { key: 'worst', title: 'Worst class', value: (m) => m.metrics.worstClass?.accuracy ?? null },
 ];
