@@ -33,6 +33,7 @@ import { newHnswIndex } from '../src/kb/hnsw.ts';
 import { openKnowledgeBaseSpec } from '../src/kb/registry.ts';
 import { KB_DTYPES, type KbDtype, type PairMeta, type WritableKnowledgeBase } from '../src/kb/types.ts';
 import { ModelConfigSchema } from '../src/model/config.ts';
+import { assembleInputs } from '../src/model/inputs.ts';
 import { ForwardGraph } from '../src/model/onnx/session.ts';
 import { initParams, paramSpecs } from '../src/model/params.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -289,20 +290,16 @@ const config = ModelConfigSchema.parse({});
 const dims = { inputDim: dim, classes: 1000 };
 const forward = new ForwardGraph(config, dims, initParams(paramSpecs(config, dims), 0), { threads: 1 });
 
+const slots = Int32Array.from({ length: config.k }, (_, j) => j); // neighbour j sits in row j of the fetched vectors
+
 async function predictLatency(kbDir: string): Promise<{ p50: number; p99: number; mean: number }> {
   const kb = await openKnowledgeBaseSpec(kbDir);
   const one = async (q: number) => {
     const z = q1(q);
     const [found] = await kb.search(z, { k: config.k, queryEncoderId: kb.encoderId });
     const rowsK = found.map((nb) => nb.row);
-    const images = await kb.vectors(rowsK, 'image'); // [k, dim]
-    const texts = await kb.vectors(rowsK, 'text'); // [k, dim]
-    const imageTokens = new Float32Array((config.k + 1) * dim); // [k+1, dim]: [z; neighbour images]
-    imageTokens.set(z, 0);
-    imageTokens.set(images, dim);
-    const neighbourTexts = new Float32Array(config.k * dim);
-    neighbourTexts.set(texts);
-    await forward.run({ n: 1, query: z, imageTokens, neighbourTexts });
+    const vectors = { images: await kb.vectors(rowsK, 'image'), texts: await kb.vectors(rowsK, 'text') }; // [k, dim] each
+    await forward.run(assembleInputs(z, 1, dim, config.k, slots, vectors)); // [z; neighbour images], [neighbour texts]
   };
   for (let q = 0; q < Math.min(50, cfg.queries); q++) await one(q); // warm-up: sessions, mapped pages
   const times: number[] = [];

@@ -29,7 +29,7 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 describe('downstream pairs from a training manifest', () => {
-  it('uses the text column, else the template filled with the label; ids from the id column, else train:<row>', () => {
+  it('uses the text column, else the template filled with the label; ids from the id column, else train:<line>', () => {
     const file = join(work, 'pairs.csv');
     writeFileSync(file, 'path,label,text,id\na.png,red_fox,a fox in snow,fox-1\nb.png,owl,,\n');
     const data = readDataset(file);
@@ -38,14 +38,14 @@ describe('downstream pairs from a training manifest', () => {
       pairs.map((p) => [p.text, p.id, p.label]),
       [
         ['a fox in snow', 'fox-1', 'red_fox'],
-        ['a photo of owl', 'train:2', 'owl'],
+        ['a photo of owl', 'train:3', 'owl'],
       ],
     );
     assert.equal(pairs[0].path, resolve(work, 'a.png'));
     assert.equal(downstreamPairs(data, { textTemplate: 'an emoji of {label}' })[1].text, 'an emoji of owl');
     assert.equal(fillTemplate(DEFAULT_TEXT_TEMPLATE, 'red_fox'), 'a photo of red fox');
     assert.throws(() => downstreamPairs(data, { textTemplate: 'no placeholder' }), /\{label\}/);
-    assert.throws(() => downstreamPairs(data, { ids: ['same', 'same'] }), (e: Error) => e instanceof RetformerError && /pairs\.csv:2: duplicate id "same"/.test(e.message));
+    assert.throws(() => downstreamPairs(data, { ids: ['same', 'same'] }), (e: Error) => e instanceof RetformerError && /pairs\.csv:3: duplicate id "same" \(first used on line 2\)/.test(e.message));
   });
 });
 
@@ -67,7 +67,7 @@ describe('a downstream KB and the leakage guard', () => {
       assert.equal(meta[0].source, train.samples[0].path);
       assert.equal(meta[0].text, train.samples[0].text);
       assert.equal(meta[0].label, train.samples[0].label);
-      assert.equal(meta[1].id, 'train:21');
+      assert.equal(meta[1].id, 'train:22');
     } finally {
       await kb.close();
     }
@@ -177,7 +177,7 @@ describe('a downstream KB and the leakage guard', () => {
     assert.match(tmpl.stderr, /--text-template applies only with --from-train/);
     const down = join(work, 'down.csv');
     writeDownstreamPairs(data.train, down);
-    assert.throws(() => concatPairsCsv([down, down], join(work, 'both.csv')), /id "train:1" is also used in/);
+    assert.throws(() => concatPairsCsv([down, down], join(work, 'both.csv')), /id "train:2" is also used in/);
     assert.ok(readFileSync(down, 'utf8').startsWith('path,text,id,label\n'));
   });
 });

@@ -39,7 +39,7 @@ export function fillTemplate(template: string, label: string): string {
 /**
  * The downstream pairs of a training manifest: each image with its own text (the manifest's `text`
  * column where the row has one) or else the template filled with its label, its label, and an id
- * (the manifest's `id` column, else `train:<row>`). The source of each pair is the image path, which
+ * (the manifest's `id` column, else `train:<line>`, the row's line in the CSV as an editor counts). The source of each pair is the image path, which
  * is what the leakage guard matches.
  */
 export function downstreamPairs(train: Dataset, options: { textTemplate?: string; ids?: readonly (string | undefined)[] } = {}): DownstreamPair[] {
@@ -49,7 +49,7 @@ export function downstreamPairs(train: Dataset, options: { textTemplate?: string
   return train.samples.map((s, i) => {
     const id = options.ids?.[i] || `train:${s.row}`;
     const first = seen.get(id);
-    if (first !== undefined) throw inputError(train.source, s.row, `duplicate id "${id}" (first used on row ${first})`);
+    if (first !== undefined) throw inputError(train.source, s.row, `duplicate id "${id}" (first used on line ${first})`);
     seen.set(id, s.row);
     const own = s.text?.trim();
     return { path: s.path, text: own ? own : fillTemplate(template, s.label), id, label: s.label };
