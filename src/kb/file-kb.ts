@@ -31,6 +31,7 @@ import { MetaStore, needsRecovery, recoverToManifest, VectorFile } from './stora
 import type { EmbeddedPair, EncoderFiles, KbCreateOptions, KbDtype, KbManifest, KbWriter, Modality, Neighbour, PairMeta, SearchOptions, WritableKnowledgeBase, WriteOptions } from './types.ts';
 import { FolderWriter } from './writer.ts';
 import { newNeutralManifest } from './manifest.ts';
+import { checkSearchRequest } from './vector-check.ts';
 
 /** One committed generation, opened: every file it names is held open, so a later commit deleting it cannot break this reader. */
 interface Generation {
@@ -284,24 +285,10 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     return index;
   }
 
-  checkQueryEncoder(queryEncoderId: string): void {
-    if (queryEncoderId !== this.encoderId) {
-      throw new RetformerError(
-        `query embedded with encoder "${queryEncoderId}" but the knowledge base ${this.spec} was built with "${this.encoderId}"; embed queries with the KB's encoder`,
-      );
-    }
-  }
-
   async search(queries: Float32Array, options: SearchOptions): Promise<Neighbour[][]> {
-    this.checkQueryEncoder(options.queryEncoderId);
+    const n = checkSearchRequest(this, queries, options);
     const dim = this.dim;
-    if (queries.length % dim !== 0 || queries.length === 0) throw new RetformerError(`query vectors have ${queries.length} values, not a multiple of the KB's dimension ${dim} (wrong dimension)`);
-    for (let i = 0; i < queries.length; i++) {
-      if (!Number.isFinite(queries[i])) throw new RetformerError(`query ${Math.floor(i / dim) + 1} contains ${queries[i]} (NaN or infinite value)`);
-    }
     const { k } = options;
-    if (!Number.isInteger(k) || k <= 0) throw new RetformerError(`k must be a positive integer, got ${k}`);
-    const n = queries.length / dim;
     const gen = this.gen; // one generation for the whole call, even if refresh() runs meanwhile
     const live = gen.manifest.count;
     if (live === 0) return Array.from({ length: n }, () => []);

@@ -27,6 +27,7 @@ import {
 } from './sql.ts';
 import { PostgresKbWriter } from './writer.ts';
 import { newNeutralManifest } from '../manifest.ts';
+import { checkSearchRequest } from '../vector-check.ts';
 
 export const PG_FORMAT_VERSION = 1;
 
@@ -187,22 +188,10 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
     this.pending = undefined;
   }
 
-  checkQueryEncoder(queryEncoderId: string): void {
-    if (queryEncoderId !== this.encoderId) {
-      throw new RetformerError(`query embedded with encoder "${queryEncoderId}" but the knowledge base ${this.spec} was built with "${this.encoderId}"; embed queries with the KB's encoder`);
-    }
-  }
-
   async search(queries: Float32Array, options: SearchOptions): Promise<Neighbour[][]> {
-    this.checkQueryEncoder(options.queryEncoderId);
+    const n = checkSearchRequest(this, queries, options);
     const dim = this.dim;
-    if (queries.length % dim !== 0 || queries.length === 0) throw new RetformerError(`query vectors have ${queries.length} values, not a multiple of the KB's dimension ${dim} (wrong dimension)`);
-    for (let i = 0; i < queries.length; i++) {
-      if (!Number.isFinite(queries[i])) throw new RetformerError(`query ${Math.floor(i / dim) + 1} contains ${queries[i]} (NaN or infinite value)`);
-    }
     const { k } = options;
-    if (!Number.isInteger(k) || k <= 0) throw new RetformerError(`k must be a positive integer, got ${k}`);
-    const n = queries.length / dim;
     if (this.pending || this.size === 0) return Array.from({ length: n }, () => []);
     const m = this.current;
     const ef = options.ef ?? m.postgres.hnsw.efSearch;
