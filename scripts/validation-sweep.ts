@@ -15,20 +15,19 @@
  * `retformer train` then `retformer eval --json` in a child process; finished runs are reused.
  * Prints (and writes OUT/results.md) mean ± sample standard deviation over seeds per setting.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { mapConcurrent } from '../src/util/concurrency.ts';
 import { parseTrainConfig } from '../src/train/config.ts';
+import { runRetformer } from '../src/util/retformer-process.ts';
 
 process.on('uncaughtException', (err) => {
   process.stderr.write(`validation-sweep: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });
 
-const BIN = fileURLToPath(new URL('../bin/retformer.js', import.meta.url));
 const DEMO_CONFIG = fileURLToPath(new URL('../configs/emoji-demo.json', import.meta.url));
 
 /** Strict flags: a misspelt one is an error, not silently the default. */
@@ -73,21 +72,7 @@ const tries = flags.try.map((spec) => {
 });
 if (tries.length === 0) tries.push({ name: 'full', variant: 'full', config: recipe });
 
-/** Run the CLI; resolves with its stdout, rejects with the tail of its output on failure. */
-function cli(args: string[]): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => {
-      stdout += b;
-    });
-    child.stderr.on('data', (b) => {
-      stderr += b;
-    });
-    child.on('close', (code) => (code === 0 ? resolvePromise(stdout) : reject(new Error(`retformer ${args[0]} ${args[1] ?? ''} failed (${code}): ${stderr.trim().split('\n').at(-1)}`))));
-  });
-}
+const cli = (args: string[]) => runRetformer(args);
 
 const data = join(out, 'data');
 const kb = join(out, 'kb');

@@ -1,7 +1,5 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readDataset } from '../data/index.ts';
 import { carveValidation, DEFAULT_VALIDATION_SHARE, writeValidationCsvs } from '../data/validation.ts';
 import { mapConcurrent } from '../util/concurrency.ts';
@@ -9,6 +7,7 @@ import { readConfigFile } from '../train/config.ts';
 import type { Variant } from '../model/config.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeJsonAtomic } from '../util/fs.ts';
+import { runRetformer } from '../util/retformer-process.ts';
 
 /**
  * Settings chosen on validation, never on test (`--k auto`, `--tau auto`): carve a seeded,
@@ -63,23 +62,7 @@ export interface SelectionResult {
   chosen: { k: number; tau: number };
 }
 
-const BIN = fileURLToPath(new URL('../../bin/retformer.js', import.meta.url));
-
-function cli(args: readonly string[]): Promise<string> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => {
-      stdout += b;
-    });
-    child.stderr.on('data', (b) => {
-      stderr += b;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => (code === 0 ? done(stdout) : fail(new RetformerError(`settings selection: retformer ${args[0]} failed (${code}): ${stderr.trim().split('\n').at(-1) ?? ''}`))));
-  });
-}
+const cli = (args: readonly string[]) => runRetformer(args, `settings selection: retformer ${args[0]}`);
 
 /** The best candidate: highest balanced accuracy, the earlier one on a tie. */
 export function chooseCandidate(candidates: readonly CandidateResult[]): CandidateResult {

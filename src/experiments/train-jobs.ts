@@ -1,14 +1,12 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { mapConcurrent } from '../util/concurrency.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import type { TrainJob } from './compare-plan.ts';
+import { RETFORMER_BIN } from '../util/retformer-process.ts';
 
 /** Training runs of a comparison as child processes (`retformer train`), `jobs` at a time, reused when their stamp matches. */
-
-const BIN = fileURLToPath(new URL('../../bin/retformer.js', import.meta.url));
 
 function lastErrorLine(logFile: string): string {
   if (!existsSync(logFile)) return '';
@@ -22,7 +20,7 @@ function runTrainProcess(args: readonly string[], logFile: string, append = fals
   const fd = openSync(logFile, append ? 'a' : 'w');
   writeSync(fd, `$ retformer ${args.join(' ')}\n`);
   return new Promise<number>((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', fd, fd], env: { ...process.env } });
+    const child = spawn(process.execPath, [RETFORMER_BIN, ...args], { stdio: ['ignore', fd, fd], env: { ...process.env } });
     child.on('error', (err) => {
       closeSync(fd);
       reject(err);
