@@ -16,6 +16,7 @@ import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
 import { checksumFiles } from '../src/kb/format.ts';
 import { KB_DTYPES, type EmbeddedPair } from '../src/kb/types.ts';
 import { Rng } from '../src/util/rng.ts';
+import { clusteredVectors } from './shared.ts';
 
 const args = parseArgs({
   options: {
@@ -43,23 +44,7 @@ const cfg = z
   .parse(args);
 const { n, dim, k } = cfg;
 
-/** Clustered unit vectors: centre + isotropic noise (norm ~0.9 of the centre's), normalised. [count, dim] */
-function clustered(count: number, centres: Float32Array, rng: Rng): Float32Array {
-  const out = new Float32Array(count * dim);
-  const noise = 0.9 / Math.sqrt(dim);
-  for (let i = 0; i < count; i++) {
-    const c = rng.int(cfg.clusters);
-    let s = 0;
-    for (let j = 0; j < dim; j++) {
-      const v = centres[c * dim + j] + rng.normal() * noise;
-      out[i * dim + j] = v;
-      s += v * v;
-    }
-    const inv = 1 / Math.sqrt(s);
-    for (let j = 0; j < dim; j++) out[i * dim + j] *= inv;
-  }
-  return out;
-}
+const clustered = (count: number, centres: Float32Array, rng: Rng) => clusteredVectors(count, dim, centres, rng); // [count, dim]
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const folderBytes = (d: string): number => readdirSync(d).reduce((acc, name) => acc + (statSync(join(d, name)).isDirectory() ? folderBytes(join(d, name)) : statSync(join(d, name)).size), 0);
 

@@ -18,6 +18,7 @@ import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';
 import { Rng } from '../src/util/rng.ts';
+import { clusteredVectors } from './shared.ts';
 
 const args = parseArgs({
   options: {
@@ -48,30 +49,12 @@ const cfg = z
   })
   .parse(args);
 
-/** Clustered unit vectors: centre (random direction) + isotropic noise, normalised. [count, dim] */
-function clustered(count: number, centres: Float32Array, rng: Rng): Float32Array {
-  const { dim, clusters } = cfg;
-  const out = new Float32Array(count * dim);
-  const noise = 0.9 / Math.sqrt(dim); // per-coordinate: noise norm ~0.9 x centre norm
-  for (let i = 0; i < count; i++) {
-    const c = rng.int(clusters);
-    let s = 0;
-    for (let j = 0; j < dim; j++) {
-      const v = centres[c * dim + j] + rng.normal() * noise;
-      out[i * dim + j] = v;
-      s += v * v;
-    }
-    const inv = 1 / Math.sqrt(s);
-    for (let j = 0; j < dim; j++) out[i * dim + j] *= inv;
-  }
-  return out;
-}
-
 function log(msg: string): void {
   process.stderr.write(`${msg}\n`);
 }
 
 const { n, dim, k } = cfg;
+const clustered = (count: number, centres: Float32Array, rng: Rng) => clusteredVectors(count, dim, centres, rng); // [count, dim]
 const rng = new Rng(cfg.seed);
 const centres = new Float32Array(cfg.clusters * dim);
 for (let i = 0; i < centres.length; i++) centres[i] = rng.normal() / Math.sqrt(dim);

@@ -86,3 +86,26 @@ export async function ortMatmulRate(m: number, k: number, n: number, options: { 
   await session.release();
   return (2 * Math.max(b, 1) * m * k * n) / ms / 1e6;
 }
+
+/**
+ * `count` clustered unit vectors [count, dim]: a random centre (of `centres`, [clusters, dim]) plus
+ * isotropic noise whose norm is ~0.9 x the centre's, normalised. The data of bench:kb and
+ * bench:kb-dtype.
+ */
+export function clusteredVectors(count: number, dim: number, centres: Float32Array, rng: Rng): Float32Array {
+  const clusters = centres.length / dim;
+  const out = new Float32Array(count * dim);
+  const noise = 0.9 / Math.sqrt(dim); // per coordinate
+  for (let i = 0; i < count; i++) {
+    const c = rng.int(clusters);
+    let s = 0;
+    for (let j = 0; j < dim; j++) {
+      const v = centres[c * dim + j] + rng.normal() * noise;
+      out[i * dim + j] = v;
+      s += v * v;
+    }
+    const inv = 1 / Math.sqrt(s);
+    for (let j = 0; j < dim; j++) out[i * dim + j] *= inv;
+  }
+  return out;
+}

@@ -1,27 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { removeTempDirs, tempDir } from './helpers/kb-fixtures.ts';
+import { type ChildResult, runTsxChild } from './helpers/tsx-child.ts';
 
 after(removeTempDirs);
 
 const WORKERS = 4;
 const HOLDS = 150;
 
-function worker(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }> {
-  const child = spawn('node', ['--import', 'tsx', 'test/helpers/kb-lock-worker.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    err += d;
-  });
-  return new Promise((res) => child.on('close', (code, signal) => res({ code, signal, out, err })));
-}
+const worker = (args: string[]): Promise<ChildResult> => runTsxChild('test/helpers/kb-lock-worker.ts', args);
 
 /**
  * Issue 17 (6): a lock file that existed but did not yet hold a pid was judged abandoned, so a

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -7,6 +6,7 @@ import { createEncoder } from '../src/encoders/registry.ts';
 import { encoderState } from '../src/kb/build.ts';
 import { createKnowledgeBase } from '../src/kb/registry.ts';
 import { conformanceDir, conformancePairs, removeConformanceDirs } from './helpers/kb-conformance.ts';
+import { runTsxChild } from './helpers/tsx-child.ts';
 
 after(removeConformanceDirs);
 
@@ -30,18 +30,7 @@ test('readers in other processes never fail while adds, removes and compactions 
   await first.commit();
 
   const stop = join(dir, 'stop');
-  const readers = [0, 1].map(() => {
-    const child = spawn('node', ['--import', 'tsx', 'test/helpers/kb-reader-loop.ts', spec, stop], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    return new Promise<{ code: number | null; out: string; err: string }>((res) => child.on('close', (code) => res({ code, out, err })));
-  });
+  const readers = [0, 1].map(() => runTsxChild('test/helpers/kb-reader-loop.ts', [spec, stop]));
   await new Promise((r) => setTimeout(r, 1500)); // readers started and reading
 
   let next = 0;
