@@ -16,7 +16,7 @@ before(async () => {
   dir = tempDir();
   const { csv } = await writePairsFixture(dir, { n: 45, seed: 1 });
   kbDir = join(dir, 'kb');
-  const m = await buildKnowledgeBase({ pairsCsv: csv, out: kbDir, encoderSpec: 'pixels', batchSize: 16, quiet: true });
+  const m = await buildKnowledgeBase({ pairsCsv: csv, out: kbDir, encoderSpec: 'pixels', batchSize: 16, dtype: 'f32', quiet: true }); // f32: exact stored vectors and similarities
   assert.equal(m.count, 45);
 });
 
@@ -153,7 +153,7 @@ test('a format 1 KB (index parameters and files at the top level) is read as is 
   const a = await writePairsFixture(work, { n: 12, seed: 8, prefix: 'a' });
   const b = await writePairsFixture(work, { n: 3, seed: 9, prefix: 'b' });
   const k = join(work, 'kb');
-  await buildKnowledgeBase({ pairsCsv: a.csv, out: k, encoderSpec: 'pixels', quiet: true });
+  await buildKnowledgeBase({ pairsCsv: a.csv, out: k, encoderSpec: 'pixels', dtype: 'f32', quiet: true }); // format 1 was f32 only
   const v2 = readManifest(k);
   const { folder, kbId: _id, ...neutral } = v2;
   const v1 = { ...neutral, formatVersion: 1, rows: folder.rows, removed: folder.removed, metaBytes: folder.metaBytes, index: folder.index, files: { imageIndex: folder.files.imageIndex, textIndex: folder.files.textIndex, tombstones: null } };

@@ -6,7 +6,8 @@ import { after, test } from 'node:test';
 import type { Encoder } from '../src/encoders/types.ts';
 import { CRASH_POINTS, type CrashPoint } from '../src/kb/crash-point.ts';
 import { isGenerationFile, namedFiles as filesOf } from '../src/kb/format.ts';
-import { buildKnowledgeBase, type FileKbManifest, FileKnowledgeBase, KB_FILES, openKbEncoder, readManifest } from '../src/kb/index.ts';
+import { DTYPE_BYTES } from '../src/kb/format.ts';
+import { buildKnowledgeBase, DEFAULT_KB_DTYPE, type FileKbManifest, FileKnowledgeBase, KB_FILES, openKbEncoder, readManifest } from '../src/kb/index.ts';
 import { toCsv } from '../src/util/csv.ts';
 import { Rng } from '../src/util/rng.ts';
 import { type FixturePair, removeTempDirs, tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
@@ -94,8 +95,8 @@ async function assertCommittedState(kbDir: string, expected: Set<string>, probe:
     assert.equal(kb.size, expected.size, `${what}: manifest count`);
     const m = kb.manifest;
     const f = m.folder.files;
-    assert.equal(size(kbDir, f.imageVectors), m.folder.rows * m.dim * 4, `${what}: image vectors cut to the committed rows`);
-    assert.equal(size(kbDir, f.textVectors), m.folder.rows * m.dim * 4, `${what}: text vectors cut to the committed rows`);
+    assert.equal(size(kbDir, f.imageVectors), m.folder.rows * m.dim * DTYPE_BYTES[m.dtype], `${what}: image vectors cut to the committed rows`);
+    assert.equal(size(kbDir, f.textVectors), m.folder.rows * m.dim * DTYPE_BYTES[m.dtype], `${what}: text vectors cut to the committed rows`);
     assert.equal(size(kbDir, f.meta), m.folder.metaBytes, `${what}: metadata cut to the committed bytes`);
     assert.equal(size(kbDir, f.metaIndex), m.folder.rows * 8, `${what}: metadata index cut to the committed rows`);
     assert.deepEqual(generationFiles(kbDir), namedFiles(m), `${what}: only the live and the previous generation's files remain`);
@@ -123,7 +124,7 @@ interface Scenario {
 const pad = (g: number) => String(g).padStart(6, '0');
 /** Files of generations before the previous one, which a commit deletes right after the manifest rename. */
 const older = (old: FileKbManifest) => old.folder.previous;
-const compactFiles = (g: number) => [`image-${pad(g)}.f32`, `text-${pad(g)}.f32`, `meta-${pad(g)}.jsonl`, `meta-${pad(g)}.idx`];
+const compactFiles = (g: number) => [`image-${pad(g)}.${DEFAULT_KB_DTYPE}`, `text-${pad(g)}.${DEFAULT_KB_DTYPE}`, `meta-${pad(g)}.jsonl`, `meta-${pad(g)}.idx`];
 // In this order on one KB: the second remove:after-manifest supersedes an existing tombstone file.
 const SCENARIOS: Scenario[] = [
   { point: 'add:after-first-batch', op: 'add', commits: false, tailRows: ADD_BATCH, strays: () => [] },
@@ -169,7 +170,7 @@ test('kill -9 of kb add / kb remove / kb compact at each named stage of the writ
     const onDisk = readManifest(f.kbDir);
     assert.equal(onDisk.generation, s.commits ? old.generation + 1 : old.generation, `${s.point}: manifest generation on disk`);
     assert.ok(existsSync(join(f.kbDir, KB_FILES.lock)), `${s.point}: the dead writer's lock is left behind`);
-    assert.equal(size(f.kbDir, onDisk.folder.files.imageVectors), (onDisk.folder.rows + s.tailRows) * onDisk.dim * 4, `${s.point}: uncommitted vector rows on disk`);
+    assert.equal(size(f.kbDir, onDisk.folder.files.imageVectors), (onDisk.folder.rows + s.tailRows) * onDisk.dim * DTYPE_BYTES[onDisk.dtype], `${s.point}: uncommitted vector rows on disk`);
     const strays = s.strays(old, old.generation + 1);
     assert.deepEqual(generationFiles(f.kbDir), [...namedFiles(onDisk), ...strays].sort(), `${s.point}: generation files on disk`);
 
@@ -262,7 +263,7 @@ test('kill -9 of kb build mid-write leaves no KB; the next build clears the dead
   assert.ok(!existsSync(kbDir), 'no KB folder after a killed build');
   const leftovers = readdirSync(dir).filter((f) => f.startsWith('.kb.building-'));
   assert.equal(leftovers.length, 1, 'the killed build left its temp folder');
-  assert.ok(existsSync(join(dir, leftovers[0], 'image.f32')), 'with the rows it had appended');
+  assert.ok(existsSync(join(dir, leftovers[0], `image.${DEFAULT_KB_DTYPE}`)), 'with the rows it had appended');
 
   const rebuilt = await startCli(args).done;
   assert.equal(rebuilt.code, 0, rebuilt.stderr);

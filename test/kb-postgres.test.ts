@@ -261,7 +261,7 @@ for (const { name, start } of servers) {
       for (let j = 0; j < DIM; j++) assert.ok(Math.abs(v[j] - pairs[7].imageVector[j]) < 2e-3, 'half precision');
       // overwrite with another dim and dtype: readers see the old KB until the new one commits
       const enc8 = fakeEncoder(8, 'fake-8');
-      const next = track(await createKnowledgeBase(spec, enc8.create({ overwrite: true })));
+      const next = track(await createKnowledgeBase(spec, { ...enc8.create({ overwrite: true }), dtype: 'f32' }));
       const w = await next.beginWrite({ allowNewLabels: true });
       await w.append(clusteredPairs(10, 8, { seed: 7, prefix: 'n' }));
       const reader = track(await openKnowledgeBaseSpec(spec));

@@ -23,7 +23,7 @@ export interface BuildOptions {
   batchSize?: number;
   /** HNSW insertion threads: 1 (default) reproducible, 0 all cores. */
   indexThreads?: number;
-  /** Storage precision of vectors and indexes (default DEFAULT_KB_DTYPE: f32). */
+  /** Storage precision of vectors and indexes (default DEFAULT_KB_DTYPE: f16). */
   dtype?: KbDtype;
   quiet?: boolean;
 }

@@ -3,12 +3,13 @@ import type { KbDtype } from './types.ts';
 
 /**
  * Vectors on disk at the KB's dtype. f32: as is. f16: IEEE half, round to nearest even.
- * i8: round(x * 127) of the unit vector, clamped to [-127, 127]; decoded as q / 127 and
- * re-normalised to unit length (the same scheme usearch's i8 cosine quantisation uses).
+ * i8: each row scaled to max |x| = 1, then round(x * 127) (a unit 512-d row's components are
+ * ~0.04: round(x * 127) alone, as usearch's i8 does, keeps ~6 levels); decoded re-normalised to
+ * unit length, so no scale is stored. rerank.ts re-scores i8 index candidates with these rows.
  */
 
 /** Encode rows of f32 values ([n, dim]) at a dtype: the bytes to write. */
-export function encodeVectors(values: Float32Array, dtype: KbDtype): Uint8Array {
+export function encodeVectors(values: Float32Array, dtype: KbDtype, dim: number): Uint8Array {
   switch (dtype) {
     case 'f32':
       return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
@@ -16,8 +17,9 @@ export function encodeVectors(values: Float32Array, dtype: KbDtype): Uint8Array 
       return new Uint8Array(floatToHalf(values).buffer);
     }
     case 'i8': {
+      const scaled = scaleRowsToMaxAbs(values, dim); // [n, dim], max |x| = 1 per row
       const out = new Int8Array(values.length);
-      for (let i = 0; i < values.length; i++) out[i] = Math.max(-127, Math.min(127, Math.round(values[i] * 127)));
+      for (let i = 0; i < values.length; i++) out[i] = Math.max(-127, Math.min(127, Math.round(scaled[i] * 127)));
       return new Uint8Array(out.buffer);
     }
   }
@@ -47,4 +49,16 @@ export function decodeVectors(bytes: Uint8Array, dtype: KbDtype, dim: number): F
       return out;
     }
   }
+}
+
+/** Each row ([n, dim]) divided by its largest |x|, so that i8 rounding uses the whole range. */
+export function scaleRowsToMaxAbs(rows: Float32Array, dim: number): Float32Array {
+  const out = new Float32Array(rows.length); // [n, dim]
+  for (let r = 0; r < rows.length / dim; r++) {
+    let max = 0;
+    for (let j = r * dim; j < (r + 1) * dim; j++) max = Math.max(max, Math.abs(rows[j]));
+    const inv = max === 0 ? 0 : 1 / max;
+    for (let j = r * dim; j < (r + 1) * dim; j++) out[j] = rows[j] * inv;
+  }
+  return out;
 }

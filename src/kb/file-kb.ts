@@ -11,7 +11,6 @@ import {
   checksumFiles,
   committedBytes,
   DEFAULT_INDEX_PARAMS,
-  DEFAULT_KB_DTYPE,
   type FileKbManifest,
   fileDigest,
   KB_FILES,
@@ -23,12 +22,13 @@ import {
   REBUILD_HINT,
   vectorsFileName,
 } from './format.ts';
-import { type HnswIndex, hnswSearch, newHnswIndex } from './hnsw.ts';
+import { type HnswIndex, hnswSearch, newHnswIndex, type RawMatches } from './hnsw.ts';
+import { RERANK_POOL_FACTOR, rerankMatches } from './rerank.ts';
 import { preadExact } from './io.ts';
 import { abandonedLock, acquireWriteLock, processAlive, tryAcquireWriteLock } from './lock.ts';
 import { filterMatches } from './search-filter.ts';
 import { MetaStore, needsRecovery, recoverToManifest, VectorFile } from './storage.ts';
-import type { EmbeddedPair, EncoderFiles, KbCreateOptions, KbDtype, KbManifest, KbWriter, Modality, Neighbour, PairMeta, SearchOptions, WritableKnowledgeBase, WriteOptions } from './types.ts';
+import { DEFAULT_KB_DTYPE, type EmbeddedPair, type EncoderFiles, type KbCreateOptions, type KbDtype, type KbManifest, type KbWriter, type Modality, type Neighbour, type PairMeta, type SearchOptions, type WritableKnowledgeBase, type WriteOptions } from './types.ts';
 import { FolderWriter } from './writer.ts';
 import { newNeutralManifest } from './manifest.ts';
 import { checkSearchRequest } from './vector-check.ts';
@@ -300,7 +300,14 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     // over-fetch so that filtering tombstones and excluded ids still leaves k
     const margin = maxExcluded + (tomb.size > 0 ? Math.min(tomb.size, k) + 8 : 0);
     const fetch = Math.min(k + margin, indexed);
-    const raw = hnswSearch(index, queries, dim, fetch); // keys [n, fetch]
+    const modality = options.modality ?? 'image';
+    const rerank = gen.manifest.dtype === 'i8';
+    const nearest = (qs: Float32Array, count: number): RawMatches => {
+      if (!rerank) return hnswSearch(index, qs, dim, count);
+      const pool = hnswSearch(index, qs, dim, Math.min(count * RERANK_POOL_FACTOR, indexed)); // keys [n, pool]
+      return rerankMatches(pool, qs, dim, gen.vectors[modality], count);
+    };
+    const raw = nearest(queries, fetch); // keys [n, fetch]
     const meta = (row: number) => gen.meta.get(row);
     const results = filterMatches(raw, n, k, tomb, options.excludeIds, meta);
     // a query that lost too many candidates to filtering is searched again, wider
@@ -308,7 +315,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
       let wider = fetch;
       while (results[q].length < Math.min(k, live) && wider < indexed) {
         wider = Math.min(wider * 2, indexed);
-        const one = hnswSearch(index, queries.subarray(q * dim, (q + 1) * dim), dim, wider);
+        const one = nearest(queries.subarray(q * dim, (q + 1) * dim), wider);
         results[q] = filterMatches(one, 1, k, tomb, options.excludeIds ? [options.excludeIds[q]] : undefined, meta)[0];
       }
     }

@@ -33,12 +33,6 @@ export const KB_FILES = {
 /** Index parameters: cosine HNSW. expansionSearch is the default ef (measured by bench/kb.ts to reach recall@32 >= 0.98). */
 export const DEFAULT_INDEX_PARAMS = { metric: 'cos', connectivity: 16, expansionAdd: 128, expansionSearch: 96 } as const;
 
-/**
- * The dtype of a new KB when none is given. f16 measured no recall loss (docs/kb-format.md#dtype)
- * and halves the bytes, but it is not the default yet: it changes the vectors the model reads
- * (results measured at f32 would not reproduce bit for bit) and rounds similarities to ~1e-3.
- */
-export const DEFAULT_KB_DTYPE: KbDtype = 'f32';
 
 /** Bytes one vector component takes at each dtype (vectors are stored at the KB's dtype). */
 export const DTYPE_BYTES: Record<KbDtype, number> = { f32: 4, f16: 2, i8: 1 };

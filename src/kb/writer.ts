@@ -94,8 +94,8 @@ export class FolderWriter implements KbWriter {
     const fds = this.openFds();
     this.indexes ??= { image: this.host.loadIndex('image'), text: this.host.loadIndex('text') };
     const rowBytes = dim * DTYPE_BYTES[this.base.dtype];
-    writeAll(fds.image, encodeVectors(image, this.base.dtype), this.rows * rowBytes, join(this.host.dir, this.base.folder.files.imageVectors));
-    writeAll(fds.text, encodeVectors(text, this.base.dtype), this.rows * rowBytes, join(this.host.dir, this.base.folder.files.textVectors));
+    writeAll(fds.image, encodeVectors(image, this.base.dtype, dim), this.rows * rowBytes, join(this.host.dir, this.base.folder.files.imageVectors));
+    writeAll(fds.text, encodeVectors(text, this.base.dtype, dim), this.rows * rowBytes, join(this.host.dir, this.base.folder.files.textVectors));
     const lines = pairs.map((p) => Buffer.from(`${JSON.stringify(cleanMeta(p.meta))}\n`, 'utf8'));
     const ends = new DataView(new ArrayBuffer(n * 8)); // [n] u64 end offsets
     let end = this.metaBytes;

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { createEncoder } from '../../src/encoders/registry.ts';
 import { encoderState } from '../../src/kb/build.ts';
 import { createKnowledgeBase, openKnowledgeBaseSpec } from '../../src/kb/registry.ts';
-import type { EmbeddedPair, EncoderFiles, KbCreateOptions, KbDtype, WritableKnowledgeBase } from '../../src/kb/types.ts';
+import { DEFAULT_KB_DTYPE, type EmbeddedPair, type EncoderFiles, type KbCreateOptions, type KbDtype, type WritableKnowledgeBase } from '../../src/kb/types.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 /**
@@ -124,7 +124,7 @@ export function runKbConformance(factory: KbConformanceFactory): void {
         assert.equal(reader.dim, DIM);
         assert.equal(reader.encoderId, id);
         assert.equal(reader.manifest.count, 30);
-        assert.equal(reader.manifest.dtype, 'f32');
+        assert.equal(reader.manifest.dtype, DEFAULT_KB_DTYPE);
         assert.equal(reader.manifest.index, undefined, 'no backend-specific index fields in the neutral manifest');
         assert.ok(filesEqual(await reader.encoderFiles(), options.encoderFiles), 'encoder files as given at creation');
         const encoder = await reader.openEncoder();
@@ -132,7 +132,8 @@ export function runKbConformance(factory: KbConformanceFactory): void {
         await encoder.close();
         assert.deepEqual((await reader.meta([3]))[0], pairs[3].meta);
         const v = await reader.vectors([3, 4], 'text'); // [2, DIM]
-        for (let j = 0; j < DIM; j++) assert.ok(Math.abs(v[DIM + j] - pairs[4].textVector[j]) < 1e-6);
+        const tolerance = DEFAULT_KB_DTYPE === 'f32' ? 1e-6 : 1e-3; // stored at the default dtype
+        for (let j = 0; j < DIM; j++) assert.ok(Math.abs(v[DIM + j] - pairs[4].textVector[j]) < tolerance);
       } finally {
         await reader.close();
         await kb.close();

@@ -146,7 +146,7 @@ export function registerKbCommands(program: Command): void {
     .option('--seed <n>', 'seed for encoders that fit', '0')
     .option('--batch-size <n>', 'pairs embedded per batch (bounds memory)', String(DEFAULT_BATCH_SIZE))
     .option('--threads <n>', 'HNSW insertion threads: 1 gives the same index on every run, 0 uses all cores (faster, not reproducible)', '1')
-    .option('--dtype <t>', 'storage precision of vectors and indexes: f32 | f16 (half the bytes) | i8 (a quarter; loses recall)', DEFAULT_KB_DTYPE)
+    .option('--dtype <t>', 'storage precision of vectors and indexes: f16 (default) | f32 (twice the bytes) | i8 (half of f16; candidates re-ranked)', DEFAULT_KB_DTYPE)
     .option('--quiet', 'no progress bar')
     .option('--json', 'print the manifest as JSON')
     .action(async (raw) => {

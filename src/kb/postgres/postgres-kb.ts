@@ -7,7 +7,7 @@ import { openEncoder as openEncoderFromDir } from '../../encoders/registry.ts';
 import type { Encoder, EncoderDescriptor } from '../../encoders/types.ts';
 import { RetformerError } from '../../util/errors.ts';
 import { checksumDir } from '../format.ts';
-import type { EncoderFiles, KbCreateOptions, KbDtype, KbManifest, KbWriter, Modality, Neighbour, PairMeta, SearchOptions, WritableKnowledgeBase, WriteOptions } from '../types.ts';
+import { DEFAULT_KB_DTYPE, type EncoderFiles, type KbCreateOptions, type KbDtype, type KbManifest, type KbWriter, type Modality, type Neighbour, type PairMeta, type SearchOptions, type WritableKnowledgeBase, type WriteOptions } from '../types.ts';
 import { parseVectorLiteral } from './load.ts';
 import { type PgSpec, parsePgSpec, type TableNames, tableNames } from './spec.ts';
 import {
@@ -108,7 +108,7 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
   /** A new KB: nothing is written until the first commit (which creates the tables in its transaction). */
   static async create(spec: string, options: KbCreateOptions): Promise<PostgresKnowledgeBase> {
     const parsed = parsePgSpec(spec);
-    const dtype = options.dtype ?? 'f32';
+    const dtype = options.dtype ?? DEFAULT_KB_DTYPE;
     pgTypeOf(dtype);
     if (options.dim !== options.encoder.dim) throw new RetformerError(`${parsed.display}: dim ${options.dim} differs from the encoder's ${options.encoder.dim}`);
     const pool = newPool(parsed);

@@ -1,0 +1,42 @@
+import type { RawMatches } from './hnsw.ts';
+import type { VectorFile } from './storage.ts';
+
+/**
+ * An i8 index ranks coarsely: usearch normalises a row before rounding it to i8, so a unit 512-d
+ * row keeps ~6 levels per component and recall@32 drops ~7 points. The KB's own i8 rows are
+ * scaled to max |x| = 1 first (codec.ts) and keep ~4x finer steps. Searching for this many times
+ * the wanted count and re-scoring the candidates with those rows recovers most of the recall
+ * (bench:kb-dtype); the extra cost is reading the candidates' rows.
+ */
+export const RERANK_POOL_FACTOR = 2;
+
+/**
+ * Re-score raw matches by the dot product of each query ([n, dim], unit rows) with the candidates'
+ * stored rows and keep the best `keep` per query, best first (distance = 1 - similarity).
+ */
+export function rerankMatches(raw: RawMatches, queries: Float32Array, dim: number, rows: VectorFile, keep: number): RawMatches {
+  const n = queries.length / dim;
+  const keys = new BigUint64Array(n * keep); // [n, keep]
+  const distances = new Float32Array(n * keep); // [n, keep]
+  const counts = new Array<number>(n);
+  const candidates: number[] = [];
+  for (let q = 0; q < n; q++) for (let j = 0; j < Number(raw.counts[q]); j++) candidates.push(Number(raw.keys[q * raw.stride + j]));
+  const stored = rows.read(candidates); // [candidates, dim]
+  let c = 0;
+  for (let q = 0; q < n; q++) {
+    const found = Number(raw.counts[q]);
+    const scored: { row: number; sim: number }[] = [];
+    for (let j = 0; j < found; j++, c++) {
+      let sim = 0;
+      for (let d = 0; d < dim; d++) sim += stored[c * dim + d] * queries[q * dim + d];
+      scored.push({ row: candidates[c], sim });
+    }
+    scored.sort((a, b) => b.sim - a.sim);
+    counts[q] = Math.min(found, keep);
+    for (let j = 0; j < counts[q]; j++) {
+      keys[q * keep + j] = BigInt(scored[j].row);
+      distances[q * keep + j] = 1 - scored[j].sim;
+    }
+  }
+  return { keys, distances, counts, stride: keep };
+}
