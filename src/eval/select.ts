@@ -4,7 +4,7 @@ import { readDataset } from '../data/index.ts';
 import { carveValidation, DEFAULT_VALIDATION_SHARE, writeValidationCsvs } from '../data/validation.ts';
 import { mapConcurrent } from '../util/concurrency.ts';
 import { readConfigFile } from '../train/config.ts';
-import type { Variant } from '../model/config.ts';
+import type { LabelMemory, Variant } from '../model/config.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeJsonAtomic } from '../util/fs.ts';
 import { runRetformer } from '../util/retformer-process.ts';
@@ -30,6 +30,8 @@ export interface SelectOptions {
   config?: string;
   variant?: Variant;
   adaptive?: boolean;
+  /** Label memory of every candidate (--label-memory); undefined keeps the config's. */
+  labelMemory?: LabelMemory;
   /** Candidate values; a field left out keeps the config's value. */
   grid: { k?: readonly number[]; tau?: readonly number[] };
   seed?: number;
@@ -91,9 +93,9 @@ export async function selectSettings(options: SelectOptions): Promise<SelectionR
   const candidates = ks.flatMap((k) => taus.map((tau) => ({ k, tau })));
   let finished = 0;
   const results = await mapConcurrent(candidates, options.jobs ?? 2, async ({ k, tau }): Promise<CandidateResult> => {
-    const name = `${variant}${options.adaptive ? '-adaptive' : ''}-k${k}-tau${tau}-s${seed}${options.epochs ? `-e${options.epochs}` : ''}`;
+    const name = `${variant}${options.adaptive ? '-adaptive' : ''}${options.labelMemory ? `-labels-${options.labelMemory}` : ''}-k${k}-tau${tau}-s${seed}${options.epochs ? `-e${options.epochs}` : ''}`;
     const config = { ...base, k, tau };
-    const stamp = JSON.stringify({ config, variant, adaptive: options.adaptive ?? false, seed, epochs: options.epochs, kb: resolve(options.kb), train: readFileSync(files.train, 'utf8').length });
+    const stamp = JSON.stringify({ config, variant, adaptive: options.adaptive ?? false, labelMemory: options.labelMemory, seed, epochs: options.epochs, kb: resolve(options.kb), train: readFileSync(files.train, 'utf8').length });
     const resultFile = join(out, 'results', `${name}.json`);
     if (existsSync(resultFile)) {
       const saved = JSON.parse(readFileSync(resultFile, 'utf8')) as { stamp: string; result: CandidateResult };
@@ -107,6 +109,7 @@ export async function selectSettings(options: SelectOptions): Promise<SelectionR
     const runDir = join(out, 'runs', name);
     const train = ['train', '--train', files.train, '--kb', resolve(options.kb), '--out', runDir, '--config', configFile, '--variant', variant, '--seed', String(seed), '--force', '--quiet'];
     if (options.adaptive) train.push('--adaptive');
+    if (options.labelMemory) train.push('--label-memory', options.labelMemory);
     if (options.epochs) train.push('--epochs', String(options.epochs));
     if (options.cacheDir) train.push('--cache', resolve(options.cacheDir));
     await cli(train);

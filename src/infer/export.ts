@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { usesRetrieval } from '../model/config.ts';
+import { usesLabels, usesRetrieval } from '../model/config.ts';
 import { buildRetformerGraph } from '../model/onnx/retformer-graph.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
@@ -15,6 +15,8 @@ import { readRun } from './predictor.ts';
  *   query            [batch, D]     the query image embeddings
  *   neighbourImages  [batch, k, D]  image vectors of each query's k nearest KB pairs (image index), best first
  *   neighbourTexts   [batch, k, D]  the text vectors of the same pairs, same order
+ *   neighbourLabels  [batch, k, C]  label-memory runs only: each pair's label one-hot over the
+ *                                   run's classes (metadata retformer.classes), all zero for none
  * (mlp-only runs take `query` only). A query with fewer than k neighbours leaves the missing rows zero.
  * Outputs:
  *   logits           [batch, C]     fused logits (softmax gives the class probabilities)
@@ -45,12 +47,13 @@ export function exportRun(runDir: string, out: string, options: { batch?: number
     'retformer.encoder': kbInfo.encoderId,
     'retformer.k': String(model.k),
     'retformer.dim': String(D),
-    'retformer.variant': `${config.variant}${config.adaptive ? ' (adaptive)' : ''}`,
+    'retformer.variant': `${config.variant}${config.adaptive ? ' (adaptive)' : ''}${usesLabels(model) ? ` (label memory: ${model.labelMemory})` : ''}`,
     'retformer.run': dir,
   };
   const built = buildRetformerGraph(model, dims, batch, { kind: 'infer', weights: values, inputs: 'neighbours', metadata });
   writeFileAtomic(target, built.bytes);
   const inputs = [{ name: 'query', dims: [batch, D] }];
   if (usesRetrieval(model)) inputs.push({ name: 'neighbourImages', dims: [batch, model.k, D] }, { name: 'neighbourTexts', dims: [batch, model.k, D] });
+  if (usesLabels(model)) inputs.push({ name: 'neighbourLabels', dims: [batch, model.k, dims.classes] });
   return { out: target, bytes: built.bytes.length, inputs, outputs: built.outputs, metadata };
 }

@@ -3,8 +3,8 @@ import { join, resolve } from 'node:path';
 import type { Encoder, ImageSource } from '../encoders/types.ts';
 import { kbExists, normalizeKbSpec, openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase, Neighbour, WritableKnowledgeBase } from '../kb/types.ts';
-import { type ModelConfig, type ModelDims, usesRetrieval } from '../model/config.ts';
-import { assembleInputs } from '../model/inputs.ts';
+import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval } from '../model/config.ts';
+import { assembleInputs, labelIndexOf } from '../model/inputs.ts';
 import { type ForwardResult, ForwardGraph } from '../model/onnx/session.ts';
 import { checkParams, loadParams, paramSpecs } from '../model/params.ts';
 import { modelConfigOf, parseTrainConfig, type TrainConfig } from '../train/config.ts';
@@ -170,7 +170,11 @@ export class Predictor implements PredictorContract {
         });
         const images = rows.length > 0 ? await this.kb.vectors(rows, 'image') : new Float32Array(0);
         const texts = rows.length > 0 ? await this.kb.vectors(rows, 'text') : new Float32Array(0);
-        batch = assembleInputs(q, m, D, k, slots, { images, texts });
+        if (usesLabels(this.model)) {
+          const labelOf = new Map(neighbours.flat().map((nb) => [nb.row, nb.label]));
+          const labels = labelIndexOf(rows.map((r) => labelOf.get(r)), this.classes);
+          batch = assembleInputs(q, m, D, k, slots, { images, texts, labels }, C);
+        } else batch = assembleInputs(q, m, D, k, slots, { images, texts });
       }
       const result = await this.graph.run(batch);
       for (let i = 0; i < m; i++) out.push(toPrediction(result, i, C, k, neighbours[i], this.classes, top));

@@ -4,6 +4,17 @@ import { z } from 'zod';
 export const VARIANTS = ['full', 'no-text', 'no-image', 'image-only', 'mlp-only'] as const;
 export type Variant = (typeof VARIANTS)[number];
 
+/**
+ * Label memory (beyond the paper; RAC keeps labels in its memory): each neighbour token gets an
+ * embedding of the neighbour's label added to its image and text streams (a KB pair without a
+ * label, or with one outside the model's classes, adds nothing; the query's own slot stays zero).
+ * 'table': a free [C, d] table per stream; 'tied': the rows of the classifier's output weights
+ * (head.w, the I and T halves) times a learned gain per stream, so that a class seen rarely in
+ * training still has the direction the head reads as that class. 'off': the paper's model.
+ */
+export const LABEL_MEMORY = ['off', 'table', 'tied'] as const;
+export type LabelMemory = (typeof LABEL_MEMORY)[number];
+
 /** Architecture of the RetFormer model (the trainable head on top of frozen embeddings). */
 export const modelConfigFields = {
     variant: z.enum(VARIANTS).default('full'),
@@ -22,6 +33,8 @@ export const modelConfigFields = {
     adaptive: z.boolean().default(false),
     /** Fusion scale: f = tau/2 (L_I + L_R). */
     tau: z.number().positive().default(1),
+    /** Neighbour-label embeddings added to the neighbour tokens (see LABEL_MEMORY); runs saved without it load as 'off'. */
+    labelMemory: z.enum(LABEL_MEMORY).default('off'),
 };
 
 export const ModelConfigSchema = z
@@ -40,4 +53,9 @@ export interface ModelDims {
 
 export function usesRetrieval(config: Pick<ModelConfig, 'variant'>): boolean {
   return config.variant !== 'mlp-only';
+}
+
+/** Whether the model reads its neighbours' labels (a `neighbourLabels` input). */
+export function usesLabels(config: Pick<ModelConfig, 'variant' | 'labelMemory'>): boolean {
+  return usesRetrieval(config) && config.labelMemory !== 'off';
 }

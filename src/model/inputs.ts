@@ -4,15 +4,24 @@ import type { GraphBatch } from './onnx/session.ts';
 export interface NeighbourVectors {
   images: Float32Array;
   texts: Float32Array;
+  /** Class index of each slot's label among the model's classes, -1 for none or an unknown label: [slots] (label memory). */
+  labels?: Int32Array;
+}
+
+/** Class index per pair label (-1: no label, or not one of `classes`). */
+export function labelIndexOf(labels: readonly (string | undefined)[], classes: readonly string[]): Int32Array {
+  const index = new Map(classes.map((c, i) => [c, i]));
+  return Int32Array.from(labels, (l) => (l === undefined ? -1 : (index.get(l) ?? -1)));
 }
 
 /**
  * The model's inputs for n queries, laid out as the graphs expect: z [n, D], the image tokens
  * [z; neighbour images] [n*(k+1), D] and the neighbour texts [n*k, D]. `slots` [n*k] names each
  * query's neighbours by rank as rows of `vectors`; a slot < 0 (fewer than k neighbours) leaves its
- * rows zero. Without `vectors` (mlp-only) the token inputs are empty.
+ * rows zero. Without `vectors` (mlp-only) the token inputs are empty. With `labelClasses` C (label
+ * memory) also the neighbour labels as one-hot rows [n*k, C] (from `vectors.labels`; -1: a zero row).
  */
-export function assembleInputs(query: Float32Array, n: number, D: number, k: number, slots: ArrayLike<number>, vectors?: NeighbourVectors): GraphBatch {
+export function assembleInputs(query: Float32Array, n: number, D: number, k: number, slots: ArrayLike<number>, vectors?: NeighbourVectors, labelClasses?: number): GraphBatch {
   const imageTokens = new Float32Array(vectors ? n * (k + 1) * D : 0); // [n, k+1, D]
   const neighbourTexts = new Float32Array(vectors ? n * k * D : 0); // [n, k, D]
   if (vectors) {
@@ -26,5 +35,16 @@ export function assembleInputs(query: Float32Array, n: number, D: number, k: num
       }
     }
   }
-  return { n, query, imageTokens, neighbourTexts };
+  if (labelClasses === undefined) return { n, query, imageTokens, neighbourTexts };
+  const C = labelClasses;
+  const neighbourLabels = new Float32Array(n * k * C); // [n, k, C]
+  if (vectors && !vectors.labels) throw new Error('label memory needs the neighbours\' labels');
+  if (vectors?.labels) {
+    for (let i = 0; i < n * k; i++) {
+      const u = slots[i];
+      const c = u < 0 ? -1 : vectors.labels[u];
+      if (c >= 0 && c < C) neighbourLabels[i * C + c] = 1;
+    }
+  }
+  return { n, query, imageTokens, neighbourTexts, neighbourLabels };
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { RetformerError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
 import { Rng } from '../util/rng.ts';
-import { type ModelConfig, type ModelDims, usesRetrieval } from './config.ts';
+import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval } from './config.ts';
 
 /** One parameter's recipe: shape, initialiser and whether AdamW decays it. */
 export interface ParamSpec {
@@ -75,6 +75,12 @@ export function paramSpecs(config: ModelConfig, dims: ModelDims): ParamSpec[] {
   vec('head.ln.b', 2 * d);
   mat('head.w', 2 * d, C);
   vec('head.b', C);
+  if (usesLabels(config)) {
+    if (config.labelMemory === 'table') {
+      // free per-stream label tables [C, d], at about the scale of a projected token
+      for (const s of ['image', 'text']) specs.push({ name: `label.${s}`, shape: [C, d], init: 'normal', std: Math.sqrt(1 / (D + d)), decay: false });
+    } else specs.push({ name: 'label.gain', shape: [2], init: 'ones', decay: false }); // tied to head.w: one gain per stream
+  }
   if (config.adaptive) {
     specs.push({ name: 'gate.w', shape: [2 * d + D, 1], init: 'normal', std: 0.01, decay: true });
     vec('gate.b', 1);

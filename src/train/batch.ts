@@ -44,13 +44,13 @@ export function assembleBatch(data: TrainingData, indices: readonly number[], la
     query.set(data.embeddings.subarray(s * D, (s + 1) * D), b * D);
     if (data.table) slots.set(data.table.index.subarray(s * k, (s + 1) * k), b * k);
   });
-  const { imageTokens, neighbourTexts } = assembleInputs(query, n, D, k, slots, data.table);
+  const { imageTokens, neighbourTexts, neighbourLabels } = assembleInputs(query, n, D, k, slots, data.table, data.table?.labels ? C : undefined);
   const targets = smoothedOneHot(
     indices.map((s) => data.labels[s]),
     C,
     labelSmoothing,
   );
-  const batch: HostBatch = { n, query, imageTokens, neighbourTexts, targets };
+  const batch: HostBatch = { n, query, imageTokens, neighbourTexts, targets, ...(neighbourLabels ? { neighbourLabels } : {}) };
   return mixup ? mixBatch(batch, mixup) : batch;
 }
 
@@ -69,7 +69,7 @@ function mixRows(x: Float32Array, n: number, plan: MixupPlan): Float32Array {
   return out;
 }
 
-/** Apply a Mixup plan to a built batch (z, neighbour image rows, neighbour text rows, targets: same lambda and partner). */
+/** Apply a Mixup plan to a built batch (z, neighbour image rows, text rows and labels, targets: same lambda and partner). */
 export function mixBatch(batch: HostBatch, plan: MixupPlan): HostBatch {
   const n = batch.n;
   return {
@@ -78,5 +78,6 @@ export function mixBatch(batch: HostBatch, plan: MixupPlan): HostBatch {
     imageTokens: mixRows(batch.imageTokens, n, plan),
     neighbourTexts: mixRows(batch.neighbourTexts, n, plan),
     targets: mixRows(batch.targets, n, plan),
+    ...(batch.neighbourLabels ? { neighbourLabels: mixRows(batch.neighbourLabels, n, plan) } : {}),
   };
 }

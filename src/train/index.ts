@@ -6,7 +6,7 @@ import { defaultCacheDir, EmbeddingCache } from '../encoders/cache.ts';
 import type { Encoder } from '../encoders/types.ts';
 import { isFolderSpec, kbExists, normalizeKbSpec, openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase } from '../kb/types.ts';
-import { usesRetrieval } from '../model/config.ts';
+import { usesLabels, usesRetrieval } from '../model/config.ts';
 import { checkParams, initParams, loadParams, paramSpecs, saveParams } from '../model/params.ts';
 import { RetformerError, toUserError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
@@ -158,7 +158,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
         retrieved = await retrieveNeighbours(kb, embeddings, { k: config.k, extra: config.retrievalExtra, queryEncoderId: encoder.id, sources, excludeIds, quiet, label: 'retrieve' });
         writeRetrievalCache(cacheDir, key, retrieved, { generation: kbInfo.generation, encoderId: kb.encoderId });
       }
-      table = await fetchNeighbourTable(kb, retrieved.rows);
+      table = await fetchNeighbourTable(kb, retrieved.rows, usesLabels(config) ? classes : undefined);
     }
 
     if (!resuming) {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { KnowledgeBase, Neighbour } from '../kb/types.ts';
+import { labelIndexOf } from '../model/inputs.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
 import { startProgress } from '../util/progress.ts';
 
@@ -114,9 +115,11 @@ export interface NeighbourTable {
   index: Int32Array;
   images: Float32Array;
   texts: Float32Array;
+  /** With `classes` (label memory): each unique pair's label as a class index, -1 for none or unknown: [U]. */
+  labels?: Int32Array;
 }
 
-export async function fetchNeighbourTable(kb: KnowledgeBase, rows: Int32Array): Promise<NeighbourTable> {
+export async function fetchNeighbourTable(kb: KnowledgeBase, rows: Int32Array, classes?: readonly string[]): Promise<NeighbourTable> {
   const unique = [...new Set(Array.from(rows).filter((r) => r >= 0))].sort((a, b) => a - b);
   const slot = new Map<number, number>();
   for (const [i, r] of unique.entries()) slot.set(r, i);
@@ -125,10 +128,12 @@ export async function fetchNeighbourTable(kb: KnowledgeBase, rows: Int32Array): 
   const D = kb.dim;
   const images = new Float32Array(unique.length * D);
   const texts = new Float32Array(unique.length * D);
+  const labels = classes ? new Int32Array(unique.length) : undefined;
   for (let s = 0; s < unique.length; s += chunk) {
     const part = unique.slice(s, s + chunk);
     images.set(await kb.vectors(part, 'image'), s * D);
     texts.set(await kb.vectors(part, 'text'), s * D);
+    if (labels && classes) labels.set(labelIndexOf((await kb.meta(part)).map((m) => m.label), classes), s);
   }
-  return { index, images, texts };
+  return labels ? { index, images, texts, labels } : { index, images, texts };
 }

@@ -14,6 +14,8 @@ export interface HostBatch {
   neighbourTexts: Float32Array;
   /** Soft targets: [n, C]. */
   targets: Float32Array;
+  /** Label memory: neighbour labels as (mixed) one-hot rows: [n*k, C]. */
+  neighbourLabels?: Float32Array;
 }
 
 export interface TrainerOptions {
@@ -65,6 +67,7 @@ export class Trainer {
         query: batch.query.subarray(start * D, end * D),
         imageTokens: retrieval ? batch.imageTokens.subarray(start * (k + 1) * D, end * (k + 1) * D) : batch.imageTokens,
         neighbourTexts: retrieval ? batch.neighbourTexts.subarray(start * k * D, end * k * D) : batch.neighbourTexts,
+        neighbourLabels: batch.neighbourLabels?.subarray(start * k * C, end * k * C),
       };
       const r = await this.graph.run(this.params, micro, batch.targets.subarray(start * C, end * C), 1 / batch.n);
       loss += r.loss;

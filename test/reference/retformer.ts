@@ -1,4 +1,4 @@
-import { type ModelConfig, type ModelDims, usesRetrieval } from '../../src/model/config.ts';
+import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval } from '../../src/model/config.ts';
 import { gelu, layerNorm, matMul, matMulConstInput, tf } from './tf.ts';
 
 /**
@@ -9,6 +9,7 @@ import { gelu, layerNorm, matMul, matMulConstInput, tf } from './tf.ts';
  *   L_I = MLP(z)                                     // branch 1: [n, C]
  *   E_I = [z; neighbour images], E_T = [0; neighbour texts]   // [n, k+1, D] each
  *   I, T = proj_I(E_I), proj_T(E_T)                  // [n, k+1, d]; the query's text slot stays exactly 0
+ *   label memory: I, T += [0; onehot(labels) E_I], [0; onehot(labels) E_T]   // E: a table, or head.w's halves^T * gain
  *   per layer (pre-LN, both directions from the same inputs, as in the paper's r):
  *     I <- I + Att(Q=LN(T), K=LN(I), V=LN(I)),  T <- T + Att(Q=LN(I), K=LN(T), V=LN(T))
  *   L_R = h(LN([I[0], T[0]]))                         // [n, C]
@@ -24,6 +25,8 @@ export interface ModelInputs {
   imageTokens?: tf.Tensor2D;
   /** Neighbour text vectors, aligned with the image rows by rank: [n*k, D]. Unused by mlp-only. */
   neighbourTexts?: tf.Tensor2D;
+  /** Label memory: neighbour labels one-hot (zero rows: no label): [n*k, C]. */
+  neighbourLabels?: tf.Tensor2D;
 }
 
 export interface ModelOutputs {
@@ -125,6 +128,18 @@ export function forward(params: Params, config: ModelConfig, dims: ModelDims, in
   } else {
     const nbT = matMulConstInput(inputs.neighbourTexts, P('proj.text')).reshape([n, k, d]);
     T = tf.concat([tf.zeros([n, 1, d]), nbT], 1).reshape([n * T1, d]); // query text slot: exactly 0
+  }
+
+  if (usesLabels(config)) {
+    if (!inputs.neighbourLabels) throw new Error('label memory needs neighbourLabels');
+    const labels = inputs.neighbourLabels;
+    const E = (i: number) =>
+      config.labelMemory === 'table'
+        ? P(i === 0 ? 'label.image' : 'label.text')
+        : tf.mul(P('head.w').slice([i * d, 0], [d, dims.classes]).transpose(), P('label.gain').slice([i], [1]));
+    const slots = (e: tf.Tensor) => tf.concat([tf.zeros([n, 1, d]), matMulConstInput(labels, e).reshape([n, k, d])], 1).reshape([n * T1, d]);
+    I = tf.add(I, slots(E(0))) as tf.Tensor2D;
+    T = tf.add(T, slots(E(1))) as tf.Tensor2D;
   }
 
   const rows: tf.Tensor2D[] = [];

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { join, resolve } from 'node:path';
 import { K_GRID, type SelectionResult, TAU_GRID } from '../../eval/select.ts';
-import { VARIANTS } from '../../model/config.ts';
+import { LABEL_MEMORY, VARIANTS } from '../../model/config.ts';
 import { RetformerError } from '../../util/errors.ts';
 import { writeJsonAtomic } from '../../util/fs.ts';
 import { parseFlags } from '../parse-flags.ts';
@@ -15,6 +15,7 @@ const trainFlagsSchema = z.object({
   config: z.string().optional(),
   variant: z.enum(VARIANTS).optional(),
   adaptive: z.boolean().optional(),
+  labelMemory: z.enum(LABEL_MEMORY).optional(),
   k: z.union([z.literal('auto'), z.coerce.number().int().min(1)]).optional(),
   tau: z.union([z.literal('auto'), z.coerce.number().positive()]).optional(),
   jobs: z.coerce.number().int().min(1).default(2),
@@ -45,6 +46,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--config <json>', 'JSON file of config fields (flags override it)')
     .option('--variant <name>', `model variant: ${VARIANTS.join(' | ')}`)
     .option('--adaptive', 'learn a per-query gate between the branches and a null attention token (beyond the paper)')
+    .option('--label-memory <mode>', `neighbour-label embeddings added to the neighbour tokens: ${LABEL_MEMORY.join(' | ')} (default off; see docs/results.md)`)
     .option('--k <n|auto>', `neighbours per query (default 32); auto: chosen among ${K_GRID.join(', ')} on a validation split carved from --train (RUN_DIR/selection.json)`)
     .option('--tau <x|auto>', `fusion scale tau (default 1); auto: chosen among ${TAU_GRID.join(', ')} on the same validation split`)
     .option('--jobs <n>', 'with auto: candidate runs trained at a time', '2')
@@ -74,6 +76,7 @@ export function registerTrainCommand(program: Command): void {
           config: flags.config,
           variant: flags.variant,
           adaptive: flags.adaptive,
+          labelMemory: flags.labelMemory,
           grid: { k: flags.k === 'auto' ? K_GRID : k === undefined ? undefined : [k], tau: flags.tau === 'auto' ? TAU_GRID : tau === undefined ? undefined : [tau] },
           seed: flags.seed,
           epochs: flags.epochs,
@@ -89,7 +92,7 @@ export function registerTrainCommand(program: Command): void {
         kbDir: flags.kb,
         outDir: flags.out,
         configFile: flags.config,
-        config: { variant: flags.variant, adaptive: flags.adaptive, k, tau, epochs: flags.epochs, batchSize: flags.batchSize, lr: flags.lr, loss: flags.loss, seed: flags.seed, threads: flags.threads },
+        config: { variant: flags.variant, adaptive: flags.adaptive, labelMemory: flags.labelMemory, k, tau, epochs: flags.epochs, batchSize: flags.batchSize, lr: flags.lr, loss: flags.loss, seed: flags.seed, threads: flags.threads },
         resume: flags.resume,
         force: flags.force,
         cacheDir: flags.cache,

@@ -1,5 +1,5 @@
 import { ElemType, type ValueSpec } from '../../util/onnx-builder.ts';
-import { type ModelConfig, type ModelDims, usesRetrieval } from '../config.ts';
+import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval } from '../config.ts';
 import { type ParamValues, paramSpecs } from '../params.ts';
 import { DiffGraph, type Value } from './diff-graph.ts';
 
@@ -96,6 +96,18 @@ function firstRows(g: DiffGraph, x: Value, n: number, rows: number, d: number): 
   return g.reshape(g.slice(g.reshape(x, [n, rows, d]), [0], [1], [1]), [n, d]);
 }
 
+/**
+ * The label embeddings [C, d] of the image and text streams: a free table per stream ('table'), or
+ * the classifier's rows for that stream, head.w[0:d] and head.w[d:2d] transposed, times a learned
+ * gain ('tied').
+ */
+function labelEmbeddings(g: DiffGraph, P: (name: string) => Value, config: ModelConfig, d: number): [Value, Value] {
+  if (config.labelMemory === 'table') return [P('label.image'), P('label.text')];
+  const gain = P('label.gain'); // [2]
+  const half = (i: number) => g.mul(g.transpose(g.slice(P('head.w'), [i * d], [(i + 1) * d], [0]), [1, 0]), g.slice(gain, [i], [i + 1], [0])); // [C, d] * [1]
+  return [half(0), half(1)];
+}
+
 interface ForwardValues {
   logits: Value; // [n, C]
   /** The branches before fusion: L_I (MLP) and L_R (retrieval; absent for mlp-only), each [n, C]. */
@@ -131,6 +143,15 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
   if (variant === 'no-text') T = g.zeros([n * T1, d]);
   else if (variant === 'image-only') T = g.matmul(imageTokens, P('proj.text')); // E_T := E_I
   else T = g.reshape(g.concat([g.zeros([n, 1, d]), g.reshape(g.matmul(neighbourTexts, P('proj.text')), [n, k, d])], 1), [n * T1, d]);
+  if (usesLabels(config)) {
+    // label memory: neighbour labels as one-hot rows (all zero: no label), embedded and added to the neighbour slots of both streams
+    const C = dims.classes;
+    const labels = layout === 'neighbours' ? g.reshape(g.input('neighbourLabels', [n, k, C]), [n * k, C]) : g.input('neighbourLabels', [n * k, C]); // [n*k, C]
+    const toSlots = (E: Value) => g.reshape(g.concat([g.zeros([n, 1, d]), g.reshape(g.matmul(labels, E), [n, k, d])], 1), [n * T1, d]); // query slot stays 0
+    const [EI, ET] = labelEmbeddings(g, P, config, d); // [C, d] each
+    I = g.add(I, toSlots(EI));
+    T = g.add(T, toSlots(ET));
+  }
 
   const rows: Value[] = [];
   let I0: Value | undefined;
@@ -220,7 +241,7 @@ const floatSpec = (name: string, dims: number[]): ValueSpec => ({ name, elemType
 
 /**
  * Build the graph for exactly n rows.
- * train: inputs query, imageTokens, neighbourTexts, targets [n, C] (soft), logitAdjust [C] (LACE's
+ * train: inputs query, imageTokens, neighbourTexts (and neighbourLabels [n*k, C] with label memory), targets [n, C] (soft), logitAdjust [C] (LACE's
  * tau log prior, zeros for CE), lossScale [1] (1 / rows of the whole optimizer batch) and every
  * parameter; outputs loss [1] = lossScale * sum_rows CE(f + adjust, targets) and grad:<param>.
  */

@@ -1,5 +1,5 @@
 import { ort } from '../../util/ort.ts';
-import { type ModelConfig, type ModelDims, usesRetrieval } from '../config.ts';
+import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval } from '../config.ts';
 import type { ParamValues } from '../params.ts';
 import { buildRetformerGraph, GRAD_PREFIX } from './retformer-graph.ts';
 
@@ -26,6 +26,8 @@ export interface GraphBatch {
   imageTokens: Float32Array;
   /** Neighbour texts by rank: [n*k, D] (may be empty for mlp-only). */
   neighbourTexts: Float32Array;
+  /** Label memory only: each neighbour's label as a one-hot row over the model's classes, all zero for none: [n*k, C]. */
+  neighbourLabels?: Float32Array;
 }
 
 function sessionOptions(options: EngineOptions): ort.InferenceSession.SessionOptions {
@@ -45,6 +47,10 @@ function batchFeeds(config: ModelConfig, dims: ModelDims, b: GraphBatch): Record
     const { k } = config;
     feeds.imageTokens = tensor(b.imageTokens, [b.n * (k + 1), D]);
     feeds.neighbourTexts = tensor(b.neighbourTexts, [b.n * k, D]);
+  }
+  if (usesLabels(config)) {
+    if (!b.neighbourLabels) throw new Error(`the model reads neighbour labels (labelMemory ${config.labelMemory}) but the batch has none`);
+    feeds.neighbourLabels = tensor(b.neighbourLabels, [b.n * config.k, dims.classes]);
   }
   return feeds;
 }
