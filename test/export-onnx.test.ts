@@ -23,6 +23,7 @@ describe('export', () => {
     { name: 'full', config: { variant: 'full' } },
     { name: 'adaptive', config: { variant: 'full', adaptive: true } },
     { name: 'mlp-only', config: { variant: 'mlp-only' } },
+    { name: 'label memory', config: { variant: 'full', labelMemory: 'tied' } },
   ]) {
     it(`${variant.name}: the exported graph gives predict's probabilities, attention, branches and gate to 1e-5`, async () => {
       const runDir = join(tmp.dir, variant.name);
@@ -31,9 +32,10 @@ describe('export', () => {
       const file = join(tmp.dir, `${variant.name}.onnx`);
       const info = exportRun(runDir, file, { batch });
       const retrieval = variant.name !== 'mlp-only';
+      const labelled = variant.name === 'label memory';
       assert.deepEqual(
         info.inputs.map((i) => i.name),
-        retrieval ? ['query', 'neighbourImages', 'neighbourTexts'] : ['query'],
+        retrieval ? ['query', 'neighbourImages', 'neighbourTexts', ...(labelled ? ['neighbourLabels'] : [])] : ['query'],
       );
       const predictor = await Predictor.fromRun(runDir, { kbInstance: problem.kb, encoder: problem.encoder });
       const session = await ort.InferenceSession.create(file);
@@ -50,6 +52,15 @@ describe('export', () => {
           assert.equal(rows.length, batch * k);
           feeds.neighbourImages = new ort.Tensor('float32', await problem.kb.vectors(rows, 'image'), [batch, k, D]);
           feeds.neighbourTexts = new ort.Tensor('float32', await problem.kb.vectors(rows, 'text'), [batch, k, D]);
+          if (labelled) {
+            // each pair's label one-hot over the classes the file's metadata lists
+            const classes = JSON.parse(info.metadata['retformer.classes']) as string[];
+            const onehot = new Float32Array(batch * k * classes.length);
+            (await problem.kb.meta(rows)).forEach((m, i) => {
+              onehot[i * classes.length + classes.indexOf(m.label!)] = 1;
+            });
+            feeds.neighbourLabels = new ort.Tensor('float32', onehot, [batch, k, classes.length]);
+          }
         }
         const out = await session.run(feeds);
         const C = problem.train.classes.length;
