@@ -60,7 +60,7 @@ function labelOnlyProblem(seed: number) {
   const encoder = new FakeEncoder(dim, vectors);
   const stack = (samples: Dataset['samples']) => {
     const out = new Float32Array(samples.length * dim);
-    samples.forEach((s, i) => out.set(vectors.get(s.path)!, i * dim));
+    for (const [i, s] of samples.entries()) out.set(vectors.get(s.path)!, i * dim);
     return out;
   };
   return {
