@@ -24,6 +24,7 @@ describe('export', () => {
     { name: 'adaptive', config: { variant: 'full', adaptive: true } },
     { name: 'mlp-only', config: { variant: 'mlp-only' } },
     { name: 'label memory', config: { variant: 'full', labelMemory: 'tied' } },
+    { name: 'label memory + similarity bias', config: { variant: 'full', labelMemory: 'table', simBias: true } },
   ]) {
     it(`${variant.name}: the exported graph gives predict's probabilities, attention, branches and gate to 1e-5`, async () => {
       const runDir = join(tmp.dir, variant.name);
@@ -32,10 +33,11 @@ describe('export', () => {
       const file = join(tmp.dir, `${variant.name}.onnx`);
       const info = exportRun(runDir, file, { batch });
       const retrieval = variant.name !== 'mlp-only';
-      const labelled = variant.name === 'label memory';
+      const labelled = variant.name.startsWith('label memory');
+      const biased = variant.name.endsWith('similarity bias');
       assert.deepEqual(
         info.inputs.map((i) => i.name),
-        retrieval ? ['query', 'neighbourImages', 'neighbourTexts', ...(labelled ? ['neighbourLabels'] : [])] : ['query'],
+        retrieval ? ['query', 'neighbourImages', 'neighbourTexts', ...(labelled ? ['neighbourLabels'] : []), ...(biased ? ['neighbourSims'] : [])] : ['query'],
       );
       const predictor = await Predictor.fromRun(runDir, { kbInstance: problem.kb, encoder: problem.encoder });
       const session = await ort.InferenceSession.create(file);
@@ -61,6 +63,7 @@ describe('export', () => {
             });
             feeds.neighbourLabels = new ort.Tensor('float32', onehot, [batch, k, classes.length]);
           }
+          if (biased) feeds.neighbourSims = new ort.Tensor('float32', Float32Array.from(found.flatMap((l) => l.slice(0, k).map((nb) => nb.similarity))), [batch, k]);
         }
         const out = await session.run(feeds);
         const C = problem.train.classes.length;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type ModelConfig, ModelConfigSchema, usesLabels } from '../src/model/config.ts';
+import { type ModelConfig, ModelConfigSchema, usesLabels, usesSims } from '../src/model/config.ts';
 import { DiffGraph } from '../src/model/onnx/diff-graph.ts';
 import { ForwardGraph, TrainGraph } from '../src/model/onnx/session.ts';
 import { initParams, paramSpecs } from '../src/model/params.ts';
@@ -35,7 +35,8 @@ function setup(overrides: Partial<ModelConfig>, seed = 1) {
   // neighbour labels (label memory): one-hot rows, every fourth slot without a label
   const neighbourLabels = new Float32Array(n * k * C);
   for (let i = 0; i < n * k; i++) if (i % 4 !== 3) neighbourLabels[i * C + ((i * 7 + 1) % C)] = 1;
-  const batch = { n, query, imageTokens, neighbourTexts: r(n * k * D), ...(usesLabels(config) ? { neighbourLabels } : {}) };
+  const neighbourSims = Float32Array.from({ length: n * k }, () => rng.next());
+  const batch = { n, query, imageTokens, neighbourTexts: r(n * k * D), ...(usesLabels(config) ? { neighbourLabels } : {}), ...(usesSims(config) ? { neighbourSims } : {}) };
   // soft targets as Mixup makes them: two smoothed one-hots mixed
   const t1 = smoothedOneHot([0, 1, 2, 3, 1], C, 0.1);
   const t2 = smoothedOneHot([2, 2, 0, 1, 3], C, 0.1);
@@ -67,6 +68,8 @@ const cases: [string, Partial<ModelConfig>][] = [
   ['label memory, free table, 4 heads, k 5', { labelMemory: 'table', heads: 4, k: 5 }],
   ['label memory tied to the head, adaptive', { labelMemory: 'tied', adaptive: true }],
   ['label memory tied, no-image', { labelMemory: 'tied', variant: 'no-image' }],
+  ['similarity bias, 4 heads, k 5', { simBias: true, heads: 4, k: 5 }],
+  ['similarity bias + label memory, adaptive', { simBias: true, labelMemory: 'table', adaptive: true }],
 ];
 
 for (const [name, overrides] of cases) {
@@ -80,6 +83,7 @@ for (const [name, overrides] of cases) {
         imageTokens: tf.tensor2d(batch.imageTokens, [n * (config.k + 1), D]),
         neighbourTexts: tf.tensor2d(batch.neighbourTexts, [n * config.k, D]),
         neighbourLabels: batch.neighbourLabels ? tf.tensor2d(batch.neighbourLabels, [n * config.k, C]) : undefined,
+        neighbourSims: batch.neighbourSims ? tf.tensor2d(batch.neighbourSims, [n, config.k]) : undefined,
       });
       return softCrossEntropy(logits, tf.tensor2d(targets, [n, C]), tf.tensor1d(adjust));
     }, [...vars.values()]);
@@ -110,7 +114,7 @@ for (const [name, overrides] of cases) {
 }
 
 test('ONNX inference graph equals the tfjs forward (logits, attention, gate) and outputs the two branches', async () => {
-  for (const overrides of [{ adaptive: true }, { heads: 4, k: 5 }, { variant: 'no-image' as const }, { variant: 'mlp-only' as const }, { labelMemory: 'tied' as const }, { labelMemory: 'table' as const, heads: 4, k: 5 }]) {
+  for (const overrides of [{ adaptive: true }, { heads: 4, k: 5 }, { variant: 'no-image' as const }, { variant: 'mlp-only' as const }, { labelMemory: 'tied' as const }, { labelMemory: 'table' as const, heads: 4, k: 5 }, { simBias: true, adaptive: true, heads: 4, k: 5 }]) {
     const { config, dims, params, batch } = setup(overrides, 3);
     const vars = toVariables(params);
     const ref = tf.tidy(() => {
@@ -123,6 +127,7 @@ test('ONNX inference graph equals the tfjs forward (logits, attention, gate) and
           imageTokens: tf.tensor2d(batch.imageTokens, [n * (config.k + 1), D]),
           neighbourTexts: tf.tensor2d(batch.neighbourTexts, [n * config.k, D]),
           neighbourLabels: batch.neighbourLabels ? tf.tensor2d(batch.neighbourLabels, [n * config.k, C]) : undefined,
+        neighbourSims: batch.neighbourSims ? tf.tensor2d(batch.neighbourSims, [n, config.k]) : undefined,
         },
         { attention: true },
       );
@@ -131,7 +136,7 @@ test('ONNX inference graph equals the tfjs forward (logits, attention, gate) and
     const graph = new ForwardGraph(config, dims, params);
     const out = await graph.run(batch);
     // a second row count gets its own session and the same per-row answers
-    const one = await graph.run({ n: 1, query: batch.query.subarray(0, D), imageTokens: batch.imageTokens.subarray(0, (config.k + 1) * D), neighbourTexts: batch.neighbourTexts.subarray(0, config.k * D), neighbourLabels: batch.neighbourLabels?.subarray(0, config.k * C) });
+    const one = await graph.run({ n: 1, query: batch.query.subarray(0, D), imageTokens: batch.imageTokens.subarray(0, (config.k + 1) * D), neighbourTexts: batch.neighbourTexts.subarray(0, config.k * D), neighbourLabels: batch.neighbourLabels?.subarray(0, config.k * C), neighbourSims: batch.neighbourSims?.subarray(0, config.k) });
     await graph.release();
     assert.ok(relErr(out.logits, ref.logits) < 1e-4, `${config.variant} logits`);
     assert.ok(relErr(one.logits, ref.logits.subarray(0, C)) < 1e-4, 'single row');

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { usesLabels, usesRetrieval } from '../model/config.ts';
+import { usesLabels, usesRetrieval, usesSims } from '../model/config.ts';
 import { buildRetformerGraph } from '../model/onnx/retformer-graph.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fs.ts';
@@ -17,6 +17,7 @@ import { readRun } from './predictor.ts';
  *   neighbourTexts   [batch, k, D]  the text vectors of the same pairs, same order
  *   neighbourLabels  [batch, k, C]  label-memory runs only: each pair's label one-hot over the
  *                                   run's classes (metadata retformer.classes), all zero for none
+ *   neighbourSims    [batch, k]     similarity-bias runs only: each pair's cosine similarity to the query
  * (mlp-only runs take `query` only). A query with fewer than k neighbours leaves the missing rows zero.
  * Outputs:
  *   logits           [batch, C]     fused logits (softmax gives the class probabilities)
@@ -47,7 +48,7 @@ export function exportRun(runDir: string, out: string, options: { batch?: number
     'retformer.encoder': kbInfo.encoderId,
     'retformer.k': String(model.k),
     'retformer.dim': String(D),
-    'retformer.variant': `${config.variant}${config.adaptive ? ' (adaptive)' : ''}${usesLabels(model) ? ` (label memory: ${model.labelMemory})` : ''}`,
+    'retformer.variant': `${config.variant}${config.adaptive ? ' (adaptive)' : ''}${usesLabels(model) ? ` (label memory: ${model.labelMemory})` : ''}${usesSims(model) ? ' (similarity bias)' : ''}`,
     'retformer.run': dir,
   };
   const built = buildRetformerGraph(model, dims, batch, { kind: 'infer', weights: values, inputs: 'neighbours', metadata });
@@ -55,5 +56,6 @@ export function exportRun(runDir: string, out: string, options: { batch?: number
   const inputs = [{ name: 'query', dims: [batch, D] }];
   if (usesRetrieval(model)) inputs.push({ name: 'neighbourImages', dims: [batch, model.k, D] }, { name: 'neighbourTexts', dims: [batch, model.k, D] });
   if (usesLabels(model)) inputs.push({ name: 'neighbourLabels', dims: [batch, model.k, dims.classes] });
+  if (usesSims(model)) inputs.push({ name: 'neighbourSims', dims: [batch, model.k] });
   return { out: target, bytes: built.bytes.length, inputs, outputs: built.outputs, metadata };
 }

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Encoder, ImageSource } from '../encoders/types.ts';
 import { kbExists, normalizeKbSpec, openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase, Neighbour, WritableKnowledgeBase } from '../kb/types.ts';
-import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval } from '../model/config.ts';
+import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval, usesSims } from '../model/config.ts';
 import { assembleInputs, labelIndexOf } from '../model/inputs.ts';
 import { type ForwardResult, ForwardGraph } from '../model/onnx/session.ts';
 import { checkParams, loadParams, paramSpecs } from '../model/params.ts';
@@ -175,6 +175,15 @@ export class Predictor implements PredictorContract {
           const labels = labelIndexOf(rows.map((r) => labelOf.get(r)), this.classes);
           batch = assembleInputs(q, m, D, k, slots, { images, texts, labels }, C);
         } else batch = assembleInputs(q, m, D, k, slots, { images, texts });
+        if (usesSims(this.model)) {
+          const sims = new Float32Array(m * k); // [m, k]
+          neighbours.forEach((list, b) => {
+            list.forEach((nb, j) => {
+              sims[b * k + j] = nb.similarity;
+            });
+          });
+          batch.neighbourSims = sims;
+        }
       }
       const result = await this.graph.run(batch);
       for (let i = 0; i < m; i++) out.push(toPrediction(result, i, C, k, neighbours[i], this.classes, top));

@@ -35,6 +35,12 @@ export const modelConfigFields = {
     tau: z.number().positive().default(1),
     /** Neighbour-label embeddings added to the neighbour tokens (see LABEL_MEMORY); runs saved without it load as 'off'. */
     labelMemory: z.enum(LABEL_MEMORY).default('off'),
+    /**
+     * Beyond the paper: every attention adds a learned per-head scale (initially 0) times
+     * SIM_BIAS_GAIN times the query-neighbour cosine similarity to the logits of each neighbour key
+     * (a `neighbourSims` input [n, k]; the query's own key gets 0). Runs saved without it load as false.
+     */
+    simBias: z.boolean().default(false),
 };
 
 export const ModelConfigSchema = z
@@ -53,6 +59,14 @@ export interface ModelDims {
 
 export function usesRetrieval(config: Pick<ModelConfig, 'variant'>): boolean {
   return config.variant !== 'mlp-only';
+}
+
+/** The similarity bias's fixed gain: the learned scale starts at 0 and moves at the optimizer's pace, cosines differ by tenths. */
+export const SIM_BIAS_GAIN = 10;
+
+/** Whether the model reads the query-neighbour similarities (a `neighbourSims` input). */
+export function usesSims(config: Pick<ModelConfig, 'variant' | 'simBias'>): boolean {
+  return usesRetrieval(config) && config.simBias;
 }
 
 /** Whether the model reads its neighbours' labels (a `neighbourLabels` input). */

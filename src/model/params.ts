@@ -54,6 +54,7 @@ export function paramSpecs(config: ModelConfig, dims: ModelDims): ParamSpec[] {
       mat(`${p}.wv`, d, d);
       mat(`${p}.wo`, d, d, Math.sqrt(1 / d) / Math.sqrt(2 * layers));
       vec(`${p}.bo`, d);
+      if (config.simBias) specs.push({ name: `${p}.simScale`, shape: [config.heads], init: 'zeros', decay: false });
       if (config.adaptive) {
         specs.push({ name: `${p}.nullK`, shape: [d], init: 'normal', std: 0.02, decay: false });
         specs.push({ name: `${p}.nullV`, shape: [d], init: 'zeros', decay: false });

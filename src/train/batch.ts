@@ -17,6 +17,8 @@ export interface TrainingData {
   labels: Int32Array;
   /** Neighbours per sample (absent for mlp-only). */
   table?: NeighbourTable;
+  /** Similarity bias: each sample's neighbours' similarities by rank, [N, k] (0 where none). */
+  similarities?: Float32Array;
 }
 
 /** Mixup of one batch: x_i <- lambda x_i + (1 - lambda) x_partner[i], for z, neighbour rows (by rank) and targets alike. */
@@ -51,6 +53,11 @@ export function assembleBatch(data: TrainingData, indices: readonly number[], la
     labelSmoothing,
   );
   const batch: HostBatch = { n, query, imageTokens, neighbourTexts, targets, ...(neighbourLabels ? { neighbourLabels } : {}) };
+  if (data.similarities) {
+    const sims = new Float32Array(n * k); // [n, k]
+    for (const [b, s] of indices.entries()) sims.set(data.similarities.subarray(s * k, (s + 1) * k), b * k);
+    batch.neighbourSims = sims;
+  }
   return mixup ? mixBatch(batch, mixup) : batch;
 }
 
@@ -79,5 +86,6 @@ export function mixBatch(batch: HostBatch, plan: MixupPlan): HostBatch {
     neighbourTexts: mixRows(batch.neighbourTexts, n, plan),
     targets: mixRows(batch.targets, n, plan),
     ...(batch.neighbourLabels ? { neighbourLabels: mixRows(batch.neighbourLabels, n, plan) } : {}),
+    ...(batch.neighbourSims ? { neighbourSims: mixRows(batch.neighbourSims, n, plan) } : {}),
   };
 }

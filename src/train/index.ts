@@ -6,7 +6,7 @@ import { defaultCacheDir, EmbeddingCache } from '../encoders/cache.ts';
 import type { Encoder } from '../encoders/types.ts';
 import { isFolderSpec, kbExists, normalizeKbSpec, openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase } from '../kb/types.ts';
-import { usesLabels, usesRetrieval } from '../model/config.ts';
+import { usesLabels, usesRetrieval, usesSims } from '../model/config.ts';
 import { checkParams, initParams, loadParams, paramSpecs, saveParams } from '../model/params.ts';
 import { RetformerError, toUserError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
@@ -147,6 +147,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
 
     // retrieval, computed once and cached in RUN_DIR
     let table: TrainingData['table'];
+    let similarities: Float32Array | undefined;
     if (usesRetrieval(config)) {
       const ids = options.excludeIds ?? (dataset.samples.some((s) => s.id !== undefined) ? dataset.samples.map((s) => s.id) : undefined);
       const excludeIds = ids?.map((id) => (id ? new Set([id]) : undefined));
@@ -159,6 +160,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
         writeRetrievalCache(cacheDir, key, retrieved, { generation: kbInfo.generation, encoderId: kb.encoderId });
       }
       table = await fetchNeighbourTable(kb, retrieved.rows, usesLabels(config) ? classes : undefined);
+      if (usesSims(config)) similarities = retrieved.similarities;
     }
 
     if (!resuming) {
@@ -168,7 +170,7 @@ export async function trainRun(options: TrainRunOptions): Promise<TrainRunResult
       writeJsonAtomic(join(runDir, RUN_FILES.counts), counts);
     }
 
-    const data: TrainingData = { n: dataset.samples.length, dim: D, k: config.k, classes: classes.length, embeddings, labels, table };
+    const data: TrainingData = { n: dataset.samples.length, dim: D, k: config.k, classes: classes.length, embeddings, labels, table, similarities };
     const result = await trainLoop(runDir, config, data, counts, resuming, options);
     return { runDir, seconds: (performance.now() - started) / 1000, ...result, epochs: config.epochs };
   } finally {

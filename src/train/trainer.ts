@@ -16,6 +16,8 @@ export interface HostBatch {
   targets: Float32Array;
   /** Label memory: neighbour labels as (mixed) one-hot rows: [n*k, C]. */
   neighbourLabels?: Float32Array;
+  /** Similarity bias: neighbour similarities by rank (mixed): [n*k]. */
+  neighbourSims?: Float32Array;
 }
 
 export interface TrainerOptions {
@@ -68,6 +70,7 @@ export class Trainer {
         imageTokens: retrieval ? batch.imageTokens.subarray(start * (k + 1) * D, end * (k + 1) * D) : batch.imageTokens,
         neighbourTexts: retrieval ? batch.neighbourTexts.subarray(start * k * D, end * k * D) : batch.neighbourTexts,
         neighbourLabels: batch.neighbourLabels?.subarray(start * k * C, end * k * C),
+        neighbourSims: batch.neighbourSims?.subarray(start * k, end * k),
       };
       const r = await this.graph.run(this.params, micro, batch.targets.subarray(start * C, end * C), 1 / batch.n);
       loss += r.loss;

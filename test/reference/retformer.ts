@@ -1,4 +1,4 @@
-import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval } from '../../src/model/config.ts';
+import { type ModelConfig, type ModelDims, SIM_BIAS_GAIN, usesLabels, usesRetrieval, usesSims } from '../../src/model/config.ts';
 import { gelu, layerNorm, matMul, matMulConstInput, tf } from './tf.ts';
 
 /**
@@ -9,6 +9,7 @@ import { gelu, layerNorm, matMul, matMulConstInput, tf } from './tf.ts';
  *   L_I = MLP(z)                                     // branch 1: [n, C]
  *   E_I = [z; neighbour images], E_T = [0; neighbour texts]   // [n, k+1, D] each
  *   I, T = proj_I(E_I), proj_T(E_T)                  // [n, k+1, d]; the query's text slot stays exactly 0
+ *   similarity bias: every attention's logits + gain * scale_head * [0; sim(query, neighbour)] per key
  *   label memory: I, T += [0; onehot(labels) E_I], [0; onehot(labels) E_T]   // E: a table, or head.w's halves^T * gain
  *   per layer (pre-LN, both directions from the same inputs, as in the paper's r):
  *     I <- I + Att(Q=LN(T), K=LN(I), V=LN(I)),  T <- T + Att(Q=LN(I), K=LN(T), V=LN(T))
@@ -27,6 +28,8 @@ export interface ModelInputs {
   neighbourTexts?: tf.Tensor2D;
   /** Label memory: neighbour labels one-hot (zero rows: no label): [n*k, C]. */
   neighbourLabels?: tf.Tensor2D;
+  /** Similarity bias: each neighbour's similarity to its query: [n, k]. */
+  neighbourSims?: tf.Tensor2D;
 }
 
 export interface ModelOutputs {
@@ -53,7 +56,7 @@ function attend(
   prefix: string,
   q: tf.Tensor2D,
   kv: tf.Tensor2D,
-  shape: { n: number; Tq: number; Tk: number; heads: number; d: number; adaptive: boolean; wantRow: boolean },
+  shape: { n: number; Tq: number; Tk: number; heads: number; d: number; adaptive: boolean; wantRow: boolean; sims?: tf.Tensor },
 ): AttendResult {
   const { n, Tq, Tk, heads: h, d, adaptive } = shape;
   const dh = d / h;
@@ -72,7 +75,13 @@ function attend(
   }
   const TkAll = adaptive ? Tk + 1 : Tk;
   // batched products take wasm's generic path, where transpose flags cost nothing (unlike 2-D)
-  const scores = tf.mul(tf.matMul(Q, K, false, true), 1 / Math.sqrt(dh)); // [n*h, Tq, TkAll]
+  let scores = tf.mul(tf.matMul(Q, K, false, true), 1 / Math.sqrt(dh)); // [n*h, Tq, TkAll]
+  if (shape.sims) {
+    // + gain * scale_head * sim(query, key) [n, 1, Tk], the same for every query row
+    let bias = tf.mul(tf.mul(P(`${prefix}.simScale`).reshape([1, h, 1]), SIM_BIAS_GAIN), shape.sims).reshape([n * h, 1, Tk]);
+    if (adaptive) bias = tf.concat([bias, tf.zeros([n * h, 1, 1])], 2);
+    scores = tf.add(scores, bias);
+  }
   const A = tf.softmax(scores); // [n*h, Tq, TkAll]
   const AV = tf.matMul(A, V); // [n*h, Tq, dh]
   const O = h === 1 ? AV.reshape([n * Tq, d]) : AV.reshape([n, h, Tq, dh]).transpose([0, 2, 1, 3]).reshape([n * Tq, d]);
@@ -142,6 +151,11 @@ export function forward(params: Params, config: ModelConfig, dims: ModelDims, in
     T = tf.add(T, slots(E(1))) as tf.Tensor2D;
   }
 
+  let sims: tf.Tensor | undefined;
+  if (usesSims(config)) {
+    if (!inputs.neighbourSims) throw new Error('the similarity bias needs neighbourSims');
+    sims = tf.concat([tf.zeros([n, 1]), inputs.neighbourSims], 1).reshape([n, 1, T1]); // the query's own key: 0
+  }
   const rows: tf.Tensor2D[] = [];
   let I0: tf.Tensor2D | undefined;
   let T0: tf.Tensor2D | undefined;
@@ -149,7 +163,7 @@ export function forward(params: Params, config: ModelConfig, dims: ModelDims, in
     const In = layerNorm(I, P(`l${l}.lnI.g`), P(`l${l}.lnI.b`)) as tf.Tensor2D;
     const Tn = layerNorm(T, P(`l${l}.lnT.g`), P(`l${l}.lnT.b`)) as tf.Tensor2D;
     const last = l === layers - 1;
-    const base = { n, Tk: T1, heads, d, adaptive, wantRow: Boolean(options.attention) };
+    const base = { n, Tk: T1, heads, d, adaptive, wantRow: Boolean(options.attention), sims };
     if (!last) {
       const ai = attend(P, `l${l}.i`, Tn, In, { ...base, Tq: T1 }); // text queries image
       const at = attend(P, `l${l}.t`, In, Tn, { ...base, Tq: T1 }); // image queries text

@@ -20,7 +20,7 @@ export function registerExportCommand(program: Command): void {
     .description(
       'Export the inference graph of a trained run, weights included, as one ONNX file for any ONNX runtime. Inputs (float32): ' +
         'query [batch, D], neighbourImages [batch, k, D], neighbourTexts [batch, k, D] (the k nearest KB pairs by image, best first; ' +
-        'label-memory runs also neighbourLabels [batch, k, C], each pair\'s label one-hot over the run\'s classes; mlp-only runs take query only). Outputs: logits [batch, C], attention [batch, k], imageLogits and retrievalLogits [batch, C] ' +
+        'label-memory runs also neighbourLabels [batch, k, C], each pair\'s label one-hot over the run\'s classes; similarity-bias runs neighbourSims [batch, k], each pair\'s cosine similarity to the query; mlp-only runs take query only). Outputs: logits [batch, C], attention [batch, k], imageLogits and retrievalLogits [batch, C] ' +
         '(the MLP and retrieval branches), gate [batch, 1] for adaptive runs. The classes, encoder id, k and dim are in the ' +
         "model's metadata_props (retformer.classes, ...). See docs/api.md.",
     )

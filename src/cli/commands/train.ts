@@ -16,6 +16,7 @@ const trainFlagsSchema = z.object({
   variant: z.enum(VARIANTS).optional(),
   adaptive: z.boolean().optional(),
   labelMemory: z.enum(LABEL_MEMORY).optional(),
+  simBias: z.boolean().optional(),
   k: z.union([z.literal('auto'), z.coerce.number().int().min(1)]).optional(),
   tau: z.union([z.literal('auto'), z.coerce.number().positive()]).optional(),
   jobs: z.coerce.number().int().min(1).default(2),
@@ -47,6 +48,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--variant <name>', `model variant: ${VARIANTS.join(' | ')}`)
     .option('--adaptive', 'learn a per-query gate between the branches and a null attention token (beyond the paper)')
     .option('--label-memory <mode>', `neighbour-label embeddings added to the neighbour tokens: ${LABEL_MEMORY.join(' | ')} (default off; see docs/results.md)`)
+    .option('--sim-bias', 'add a learned per-head scale times the query-neighbour similarity to the attention logits (beyond the paper)')
     .option('--k <n|auto>', `neighbours per query (default 32); auto: chosen among ${K_GRID.join(', ')} on a validation split carved from --train (RUN_DIR/selection.json)`)
     .option('--tau <x|auto>', `fusion scale tau (default 1); auto: chosen among ${TAU_GRID.join(', ')} on the same validation split`)
     .option('--jobs <n>', 'with auto: candidate runs trained at a time', '2')
@@ -92,7 +94,7 @@ export function registerTrainCommand(program: Command): void {
         kbDir: flags.kb,
         outDir: flags.out,
         configFile: flags.config,
-        config: { variant: flags.variant, adaptive: flags.adaptive, labelMemory: flags.labelMemory, k, tau, epochs: flags.epochs, batchSize: flags.batchSize, lr: flags.lr, loss: flags.loss, seed: flags.seed, threads: flags.threads },
+        config: { variant: flags.variant, adaptive: flags.adaptive, labelMemory: flags.labelMemory, simBias: flags.simBias, k, tau, epochs: flags.epochs, batchSize: flags.batchSize, lr: flags.lr, loss: flags.loss, seed: flags.seed, threads: flags.threads },
         resume: flags.resume,
         force: flags.force,
         cacheDir: flags.cache,

@@ -1,5 +1,5 @@
 import { ElemType, type ValueSpec } from '../../util/onnx-builder.ts';
-import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval } from '../config.ts';
+import { type ModelConfig, type ModelDims, SIM_BIAS_GAIN, usesLabels, usesRetrieval, usesSims } from '../config.ts';
 import { type ParamValues, paramSpecs } from '../params.ts';
 import { DiffGraph, type Value } from './diff-graph.ts';
 
@@ -39,6 +39,8 @@ interface Shape {
   adaptive: boolean;
   /** Also return query row 0's attention (inference only). */
   wantRow: boolean;
+  /** Similarity bias: the similarity of each key token to the query, [n, 1, Tk] (0 for the query's own), when the model uses it. */
+  sims?: Value;
 }
 
 /**
@@ -76,7 +78,13 @@ function attend(g: DiffGraph, P: (name: string) => Value, prefix: string, Q: Val
     V = g.concat([V, nv], 1);
   }
   const TkAll = adaptive ? Tk + 1 : Tk;
-  const scores = g.scale(g.matmul(Q, g.transpose(K, [0, 2, 1])), 1 / Math.sqrt(dh)); // [n*h, Tq, TkAll]
+  let scores = g.scale(g.matmul(Q, g.transpose(K, [0, 2, 1])), 1 / Math.sqrt(dh)); // [n*h, Tq, TkAll]
+  if (s.sims) {
+    // + SIM_BIAS_GAIN * scale_head * similarity(query, key), the same for every query row
+    let bias = g.reshape(g.mul(g.scale(g.reshape(P(`${prefix}.simScale`), [1, h, 1]), SIM_BIAS_GAIN), s.sims), [n * h, 1, Tk]); // [n, h, Tk] -> [n*h, 1, Tk]
+    if (adaptive) bias = g.concat([bias, g.zeros([n * h, 1, 1])], 2); // the null key: no bias
+    scores = g.add(scores, bias);
+  }
   const A = g.softmax(scores); // [n*h, Tq, TkAll]
   const AV = g.matmul(A, V); // [n*h, Tq, dh]
   const O = h === 1 ? g.reshape(AV, [n * Tq, d]) : g.reshape(g.permute(g.reshape(AV, [n, h * Tq, dh]), 1, tokenMajor(Tq, h)), [n * Tq, d]); // [n, h*Tq, dh] -> [n, Tq*h, dh]
@@ -153,13 +161,17 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
     T = g.add(T, toSlots(ET));
   }
 
+  // similarity bias: [0; sims] per key token, [n, 1, k+1]
+  const sims = usesSims(config)
+    ? g.reshape(g.concat([g.zeros([n, 1]), g.input('neighbourSims', [n, k])], 1), [n, 1, T1])
+    : undefined;
   const rows: Value[] = [];
   let I0: Value | undefined;
   let T0: Value | undefined;
   for (let l = 0; l < layers; l++) {
     const In = g.layerNorm(I, P(`l${l}.lnI.g`), P(`l${l}.lnI.b`));
     const Tn = g.layerNorm(T, P(`l${l}.lnT.g`), P(`l${l}.lnT.b`));
-    const base = { n, Tk: T1, heads, d, adaptive, wantRow };
+    const base = { n, Tk: T1, heads, d, adaptive, wantRow, sims };
     const w = (dir: string, m: string) => P(`l${l}.${dir}.${m}`);
     if (l < layers - 1) {
       // dir i: text queries image keys/values (added to I); dir t: image queries text (added to T)
@@ -241,7 +253,8 @@ const floatSpec = (name: string, dims: number[]): ValueSpec => ({ name, elemType
 
 /**
  * Build the graph for exactly n rows.
- * train: inputs query, imageTokens, neighbourTexts (and neighbourLabels [n*k, C] with label memory), targets [n, C] (soft), logitAdjust [C] (LACE's
+ * train: inputs query, imageTokens, neighbourTexts (and neighbourLabels [n*k, C] with label memory,
+ * neighbourSims [n, k] with the similarity bias), targets [n, C] (soft), logitAdjust [C] (LACE's
  * tau log prior, zeros for CE), lossScale [1] (1 / rows of the whole optimizer batch) and every
  * parameter; outputs loss [1] = lossScale * sum_rows CE(f + adjust, targets) and grad:<param>.
  */

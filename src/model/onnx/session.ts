@@ -1,5 +1,5 @@
 import { ort } from '../../util/ort.ts';
-import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval } from '../config.ts';
+import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval, usesSims } from '../config.ts';
 import type { ParamValues } from '../params.ts';
 import { buildRetformerGraph, GRAD_PREFIX } from './retformer-graph.ts';
 
@@ -28,6 +28,8 @@ export interface GraphBatch {
   neighbourTexts: Float32Array;
   /** Label memory only: each neighbour's label as a one-hot row over the model's classes, all zero for none: [n*k, C]. */
   neighbourLabels?: Float32Array;
+  /** Similarity bias only: each neighbour's cosine similarity to its query (0 where none): [n*k]. */
+  neighbourSims?: Float32Array;
 }
 
 function sessionOptions(options: EngineOptions): ort.InferenceSession.SessionOptions {
@@ -51,6 +53,10 @@ function batchFeeds(config: ModelConfig, dims: ModelDims, b: GraphBatch): Record
   if (usesLabels(config)) {
     if (!b.neighbourLabels) throw new Error(`the model reads neighbour labels (labelMemory ${config.labelMemory}) but the batch has none`);
     feeds.neighbourLabels = tensor(b.neighbourLabels, [b.n * config.k, dims.classes]);
+  }
+  if (usesSims(config)) {
+    if (!b.neighbourSims) throw new Error('the model reads neighbour similarities (simBias) but the batch has none');
+    feeds.neighbourSims = tensor(b.neighbourSims, [b.n, config.k]);
   }
   return feeds;
 }
