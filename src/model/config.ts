@@ -10,9 +10,15 @@ export type Variant = (typeof VARIANTS)[number];
  * label, or with one outside the model's classes, adds nothing; the query's own slot stays zero).
  * 'table': a free [C, d] table per stream; 'tied': the rows of the classifier's output weights
  * (head.w, the I and T halves) times a learned gain per stream, so that a class seen rarely in
- * training still has the direction the head reads as that class. 'off': the paper's model.
+ * training still has the direction the head reads as that class. 'vote': 'tied', and L_R also gets
+ * VOTE_GAIN x a learned gain (from 1) x the neighbours' labels weighted by the last layer's
+ * attention of the query token (mean over heads and both directions): a kNN vote whose weights the
+ * model learns. 'off': the paper's model.
  */
-export const LABEL_MEMORY = ['off', 'table', 'tied'] as const;
+export const LABEL_MEMORY = ['off', 'table', 'tied', 'vote'] as const;
+
+/** The fixed factor of the 'vote' label memory's learned gain (a vote is a share in [0, 1], logits are larger). */
+export const VOTE_GAIN = 5;
 export type LabelMemory = (typeof LABEL_MEMORY)[number];
 
 /** Architecture of the RetFormer model (the trainable head on top of frozen embeddings). */

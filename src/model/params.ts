@@ -81,6 +81,7 @@ export function paramSpecs(config: ModelConfig, dims: ModelDims): ParamSpec[] {
       // free per-stream label tables [C, d], at about the scale of a projected token
       for (const s of ['image', 'text']) specs.push({ name: `label.${s}`, shape: [C, d], init: 'normal', std: Math.sqrt(1 / (D + d)), decay: false });
     } else specs.push({ name: 'label.gain', shape: [2], init: 'ones', decay: false }); // tied to head.w: one gain per stream
+    if (config.labelMemory === 'vote') specs.push({ name: 'label.vote', shape: [1], init: 'ones', decay: false });
   }
   if (config.adaptive) {
     specs.push({ name: 'gate.w', shape: [2 * d + D, 1], init: 'normal', std: 0.01, decay: true });

@@ -1,4 +1,4 @@
-import { type ModelConfig, type ModelDims, SIM_BIAS_GAIN, usesLabels, usesRetrieval, usesSims } from '../../src/model/config.ts';
+import { type ModelConfig, type ModelDims, SIM_BIAS_GAIN, usesLabels, usesRetrieval, usesSims, VOTE_GAIN } from '../../src/model/config.ts';
 import { gelu, layerNorm, matMul, matMulConstInput, tf } from './tf.ts';
 
 /**
@@ -46,6 +46,8 @@ export type Params = ReadonlyMap<string, tf.Tensor>;
 interface AttendResult {
   /** Attention output after the output projection: [n*Tq, d]. */
   out: tf.Tensor2D;
+  /** The attention weights [n*h, Tq, Tk(+1)]. */
+  A: tf.Tensor;
   /** Mean over heads of query row 0's attention over the Tk keys (null key dropped): [n, Tk]. */
   queryRow?: tf.Tensor2D;
 }
@@ -90,8 +92,10 @@ function attend(
   if (shape.wantRow) {
     queryRow = A.reshape([n, h, Tq, TkAll]).slice([0, 0, 0, 0], [n, h, 1, Tk]).mean(1).reshape([n, Tk]) as tf.Tensor2D;
   }
-  return { out, queryRow };
+  return { out, queryRow, A };
 }
+
+const TkAll = (adaptive: boolean, T1: number) => (adaptive ? T1 + 1 : T1);
 
 function ffn(P: (name: string) => tf.Tensor, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
   const hdn = gelu(tf.add(matMul(layerNorm(x, P(`${prefix}.ln.g`), P(`${prefix}.ln.b`)), P(`${prefix}.w1`)), P(`${prefix}.b1`)));
@@ -157,6 +161,7 @@ export function forward(params: Params, config: ModelConfig, dims: ModelDims, in
     sims = tf.concat([tf.zeros([n, 1]), inputs.neighbourSims], 1).reshape([n, 1, T1]); // the query's own key: 0
   }
   const rows: tf.Tensor2D[] = [];
+  let vote: tf.Tensor | undefined;
   let I0: tf.Tensor2D | undefined;
   let T0: tf.Tensor2D | undefined;
   for (let l = 0; l < layers; l++) {
@@ -178,6 +183,12 @@ export function forward(params: Params, config: ModelConfig, dims: ModelDims, in
     } else {
       const ai = attend(P, `l${l}.i`, firstRows(Tn, n, T1, d), In, { ...base, Tq: 1 });
       const at = attend(P, `l${l}.t`, firstRows(In, n, T1, d), Tn, { ...base, Tq: 1 });
+      if (config.labelMemory === 'vote' && inputs.neighbourLabels) {
+        // the query's attention over the k neighbours, mean over heads and directions, times their labels
+        const share = (A: tf.Tensor) => A.reshape([n, heads, TkAll(adaptive, T1)]).slice([0, 0, 1], [n, heads, k]).sum(1); // [n, k]
+        const weights = tf.div(tf.add(share(ai.A), share(at.A)), 2 * heads);
+        vote = tf.matMul(weights.reshape([n, 1, k]), inputs.neighbourLabels.reshape([n, k, dims.classes])).reshape([n, dims.classes]);
+      }
       I0 = tf.add(firstRows(I, n, T1, d), ai.out) as tf.Tensor2D;
       T0 = tf.add(firstRows(T, n, T1, d), at.out) as tf.Tensor2D;
       if (config.ffn) {
@@ -189,7 +200,8 @@ export function forward(params: Params, config: ModelConfig, dims: ModelDims, in
     }
   }
   const hcat = layerNorm(tf.concat([I0!, T0!], 1), P('head.ln.g'), P('head.ln.b')) as tf.Tensor2D; // [n, 2d]
-  const LR = tf.add(matMul(hcat, P('head.w')), P('head.b')) as tf.Tensor2D; // [n, C]
+  let LR = tf.add(matMul(hcat, P('head.w')), P('head.b')) as tf.Tensor2D; // [n, C]
+  if (vote) LR = tf.add(LR, tf.mul(tf.mul(P('label.vote'), VOTE_GAIN), vote)) as tf.Tensor2D;
 
   let logits: tf.Tensor2D;
   let gate: tf.Tensor1D | undefined;

@@ -1,5 +1,5 @@
 import { ElemType, type ValueSpec } from '../../util/onnx-builder.ts';
-import { type ModelConfig, type ModelDims, SIM_BIAS_GAIN, usesLabels, usesRetrieval, usesSims } from '../config.ts';
+import { type ModelConfig, type ModelDims, SIM_BIAS_GAIN, usesLabels, usesRetrieval, usesSims, VOTE_GAIN } from '../config.ts';
 import { type ParamValues, paramSpecs } from '../params.ts';
 import { DiffGraph, type Value } from './diff-graph.ts';
 
@@ -64,8 +64,8 @@ function projectHeads(g: DiffGraph, x: Value, W: Value, n: number, T: number, h:
   return g.reshape(g.permute(g.reshape(y, [n, T * h, dh]), 1, headMajor(T, h)), [n * h, T, dh]); // [n, T*h, dh] -> [n, h*T, dh]
 }
 
-/** Attention of Q [n*h, Tq, dh] over K, V [n*h, Tk, dh] -> output projection [n*Tq, d] (+ query row 0's mean-over-heads attention [n, Tk]). */
-function attend(g: DiffGraph, P: (name: string) => Value, prefix: string, Q: Value, K0: Value, V0: Value, s: Shape): { out: Value; row?: Value } {
+/** Attention of Q [n*h, Tq, dh] over K, V [n*h, Tk, dh] -> output projection [n*Tq, d] (+ query row 0's mean-over-heads attention [n, Tk]; the weights A [n*h, Tq, Tk(+1)]). */
+function attend(g: DiffGraph, P: (name: string) => Value, prefix: string, Q: Value, K0: Value, V0: Value, s: Shape): { out: Value; row?: Value; A: Value } {
   const { n, Tq, Tk, heads: h, d, adaptive } = s;
   const dh = d / h;
   let K = K0;
@@ -89,9 +89,9 @@ function attend(g: DiffGraph, P: (name: string) => Value, prefix: string, Q: Val
   const AV = g.matmul(A, V); // [n*h, Tq, dh]
   const O = h === 1 ? g.reshape(AV, [n * Tq, d]) : g.reshape(g.permute(g.reshape(AV, [n, h * Tq, dh]), 1, tokenMajor(Tq, h)), [n * Tq, d]); // [n, h*Tq, dh] -> [n, Tq*h, dh]
   const out = g.add(g.matmul(O, P(`${prefix}.wo`)), P(`${prefix}.bo`));
-  if (!s.wantRow) return { out };
+  if (!s.wantRow) return { out, A };
   const rowAll = g.slice(g.reshape(A, [n, h, Tq, TkAll]), [0, 0], [1, Tk], [2, 3]); // [n, h, 1, Tk]
-  return { out, row: g.reshape(g.meanNoGrad(rowAll, 1, false), [n, Tk]) };
+  return { out, A, row: g.reshape(g.meanNoGrad(rowAll, 1, false), [n, Tk]) };
 }
 
 function ffn(g: DiffGraph, P: (name: string) => Value, prefix: string, x: Value): Value {
@@ -151,11 +151,13 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
   if (variant === 'no-text') T = g.zeros([n * T1, d]);
   else if (variant === 'image-only') T = g.matmul(imageTokens, P('proj.text')); // E_T := E_I
   else T = g.reshape(g.concat([g.zeros([n, 1, d]), g.reshape(g.matmul(neighbourTexts, P('proj.text')), [n, k, d])], 1), [n * T1, d]);
+  let labels: Value | undefined; // [n*k, C]
   if (usesLabels(config)) {
     // label memory: neighbour labels as one-hot rows (all zero: no label), embedded and added to the neighbour slots of both streams
     const C = dims.classes;
-    const labels = layout === 'neighbours' ? g.reshape(g.input('neighbourLabels', [n, k, C]), [n * k, C]) : g.input('neighbourLabels', [n * k, C]); // [n*k, C]
-    const toSlots = (E: Value) => g.reshape(g.concat([g.zeros([n, 1, d]), g.reshape(g.matmul(labels, E), [n, k, d])], 1), [n * T1, d]); // query slot stays 0
+    labels = layout === 'neighbours' ? g.reshape(g.input('neighbourLabels', [n, k, C]), [n * k, C]) : g.input('neighbourLabels', [n * k, C]); // [n*k, C]
+    const onehot = labels;
+    const toSlots = (E: Value) => g.reshape(g.concat([g.zeros([n, 1, d]), g.reshape(g.matmul(onehot, E), [n, k, d])], 1), [n * T1, d]); // query slot stays 0
     const [EI, ET] = labelEmbeddings(g, P, config, d); // [C, d] each
     I = g.add(I, toSlots(EI));
     T = g.add(T, toSlots(ET));
@@ -166,6 +168,7 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
     ? g.reshape(g.concat([g.zeros([n, 1]), g.input('neighbourSims', [n, k])], 1), [n, 1, T1])
     : undefined;
   const rows: Value[] = [];
+  let vote: Value | undefined; // label memory 'vote': the attention-weighted neighbour labels [n, C]
   let I0: Value | undefined;
   let T0: Value | undefined;
   for (let l = 0; l < layers; l++) {
@@ -195,6 +198,12 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
       const Qt = head(firstRows(g, In, n, T1, d), w('t', 'wq'), 1);
       const ai = attend(g, P, `l${l}.i`, Qi, Ki, Vi, { ...base, Tq: 1 });
       const at = attend(g, P, `l${l}.t`, Qt, Kt, Vt, { ...base, Tq: 1 });
+      if (config.labelMemory === 'vote' && labels) {
+        // the query token's attention over the k neighbour keys, mean over heads and both directions: [n, 1, k]
+        const neighbourShare = (A: Value) => g.sum(g.reshape(g.slice(A, [1], [T1], [2]), [n, heads, k]), [1], true); // [n, 1, k]
+        const weights = g.scale(g.add(neighbourShare(ai.A), neighbourShare(at.A)), 1 / (2 * heads));
+        vote = g.reshape(g.matmul(weights, g.reshape(labels, [n, k, dims.classes])), [n, dims.classes]); // [n, C]
+      }
       I0 = g.add(firstRows(g, I, n, T1, d), ai.out);
       T0 = g.add(firstRows(g, T, n, T1, d), at.out);
       if (config.ffn) {
@@ -205,7 +214,8 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
     }
   }
   const hcat = g.layerNorm(g.concat([I0!, T0!], 1), P('head.ln.g'), P('head.ln.b')); // [n, 2d]
-  const LR = g.add(g.matmul(hcat, P('head.w')), P('head.b')); // [n, C]
+  let LR = g.add(g.matmul(hcat, P('head.w')), P('head.b')); // [n, C]
+  if (vote) LR = g.add(LR, g.mul(g.scale(P('label.vote'), VOTE_GAIN), vote));
 
   let logits: Value;
   let gate: Value | undefined;
