@@ -44,6 +44,12 @@ export function edgesFromFlags(many: string | undefined, few: string | undefined
   return edges;
 }
 
+/** One of `allowed` (e.g. --label-memory tied). */
+export function choiceFlag<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new RetformerError(`${flag}: unknown "${value}" (choose from ${allowed.join(', ')})`);
+  return value as T;
+}
+
 /** A comma-separated list flag, e.g. "full,mlp-only" -> ["full", "mlp-only"], each checked against `allowed`. */
 export function listFlag(flag: string, value: string, allowed: readonly string[]): string[] {
   const items = value

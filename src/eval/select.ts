@@ -32,6 +32,8 @@ export interface SelectOptions {
   adaptive?: boolean;
   /** Label memory of every candidate (--label-memory); undefined keeps the config's. */
   labelMemory?: LabelMemory;
+  /** The similarity bias for every candidate (--sim-bias). */
+  simBias?: boolean;
   /** Candidate values; a field left out keeps the config's value. */
   grid: { k?: readonly number[]; tau?: readonly number[] };
   seed?: number;
@@ -93,9 +95,9 @@ export async function selectSettings(options: SelectOptions): Promise<SelectionR
   const candidates = ks.flatMap((k) => taus.map((tau) => ({ k, tau })));
   let finished = 0;
   const results = await mapConcurrent(candidates, options.jobs ?? 2, async ({ k, tau }): Promise<CandidateResult> => {
-    const name = `${variant}${options.adaptive ? '-adaptive' : ''}${options.labelMemory ? `-labels-${options.labelMemory}` : ''}-k${k}-tau${tau}-s${seed}${options.epochs ? `-e${options.epochs}` : ''}`;
+    const name = `${variant}${options.adaptive ? '-adaptive' : ''}${options.labelMemory ? `-labels-${options.labelMemory}` : ''}${options.simBias ? '-simbias' : ''}-k${k}-tau${tau}-s${seed}${options.epochs ? `-e${options.epochs}` : ''}`;
     const config = { ...base, k, tau };
-    const stamp = JSON.stringify({ config, variant, adaptive: options.adaptive ?? false, labelMemory: options.labelMemory, seed, epochs: options.epochs, kb: resolve(options.kb), train: readFileSync(files.train, 'utf8').length });
+    const stamp = JSON.stringify({ config, variant, adaptive: options.adaptive ?? false, labelMemory: options.labelMemory, simBias: options.simBias, seed, epochs: options.epochs, kb: resolve(options.kb), train: readFileSync(files.train, 'utf8').length });
     const resultFile = join(out, 'results', `${name}.json`);
     if (existsSync(resultFile)) {
       const saved = JSON.parse(readFileSync(resultFile, 'utf8')) as { stamp: string; result: CandidateResult };
@@ -110,6 +112,7 @@ export async function selectSettings(options: SelectOptions): Promise<SelectionR
     const train = ['train', '--train', files.train, '--kb', resolve(options.kb), '--out', runDir, '--config', configFile, '--variant', variant, '--seed', String(seed), '--force', '--quiet'];
     if (options.adaptive) train.push('--adaptive');
     if (options.labelMemory) train.push('--label-memory', options.labelMemory);
+    if (options.simBias) train.push('--sim-bias');
     if (options.epochs) train.push('--epochs', String(options.epochs));
     if (options.cacheDir) train.push('--cache', resolve(options.cacheDir));
     await cli(train);

@@ -6,6 +6,7 @@ import type { Dataset } from '../data/types.ts';
 import { normalizeKbSpec } from '../kb/index.ts';
 import type { KbManifest } from '../kb/types.ts';
 import { LIFT_BUCKETS } from '../eval/types.ts';
+import { LABEL_MEMORY } from '../model/config.ts';
 import { RetformerError } from '../util/errors.ts';
 import { METHOD_KEYS, type MethodSpec } from './methods.ts';
 
@@ -32,6 +33,8 @@ export const CompareOptionsSchema = z
     seed: z.number().int().nonnegative().default(0),
     quiet: z.boolean().default(false),
     cacheDir: z.string().optional(),
+    /** Beyond the paper, for the RetFormer rows only (not the baselines): --label-memory and --sim-bias of their `retformer train`. */
+    fusion: z.object({ labelMemory: z.enum(LABEL_MEMORY).optional(), simBias: z.boolean().optional() }).optional(),
   })
   .refine((o) => o.edges.few <= o.edges.many, { message: 'the Few edge must not exceed the Many edge', path: ['edges'] });
 
@@ -104,6 +107,11 @@ export interface TrainJob {
   stamp: Record<string, unknown>;
 }
 
+/** `retformer train` flags of the fusion options (none when unset). */
+export function fusionArgs(fusion: ParsedCompareOptions['fusion']): string[] {
+  return [...(fusion?.labelMemory ? ['--label-memory', fusion.labelMemory] : []), ...(fusion?.simBias ? ['--sim-bias'] : [])];
+}
+
 /** One `retformer train` per trainable method, with the stamp of everything its result depends on. */
 export function trainJobs(o: ParsedCompareOptions, methods: readonly MethodSpec[], inputs: { train: string; kb: Record<string, unknown> }): TrainJob[] {
   const common: string[] = ['--train', resolve(o.train), '--kb', normalizeKbSpec(o.kb), '--seed', String(o.seed)];
@@ -116,7 +124,8 @@ export function trainJobs(o: ParsedCompareOptions, methods: readonly MethodSpec[
     .filter((m) => m.train !== undefined)
     .map((m) => {
       const runDir = resolve(o.out, 'runs', m.key);
-      const args = ['--variant', m.train!.variant, ...(m.train!.adaptive ? ['--adaptive'] : []), ...common];
+      const fusion = m.kind === 'retformer' ? fusionArgs(o.fusion) : [];
+      const args = ['--variant', m.train!.variant, ...(m.train!.adaptive ? ['--adaptive'] : []), ...fusion, ...common];
       return { method: m, runDir, args: ['train', ...args, '--out', runDir], stamp: { args, inputs: stampInputs } };
     });
 }

@@ -214,6 +214,8 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
   const epochs = o.epochs ?? runEpochs;
   if (typeof epochs === 'number') settings.epochs = epochs;
   if (o.config !== undefined) settings.config = resolve(o.config);
+  if (o.fusion?.labelMemory) settings.labelMemory = o.fusion.labelMemory;
+  if (o.fusion?.simBias) settings.simBias = true;
   if (puritySource !== '') settings.puritySource = puritySource;
 
   const compare: CompareResults = {

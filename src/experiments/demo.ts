@@ -18,6 +18,13 @@ export interface DemoPlan {
   quiet: boolean;
 }
 
+/**
+ * Beyond the paper, for the RetFormer rows (not the baselines) and the k selection: the neighbours'
+ * labels as tied embeddings and the query-neighbour similarity as an attention bias, kept because
+ * they helped on the validation split (docs/results.md, "Neighbour labels and similarity bias").
+ */
+export const DEMO_FUSION = { labelMemory: 'tied', simBias: true } as const;
+
 /** The training recipe every method of the demo uses (see configs/README.md for why it differs from the paper's). */
 export const DEMO_CONFIG = fileURLToPath(new URL('../../configs/emoji-demo.json', import.meta.url));
 
@@ -75,6 +82,7 @@ export async function runDemo(plan: DemoPlan): Promise<DemoResult> {
     out: join(plan.out, 'select'),
     config: DEMO_CONFIG,
     variant: 'full',
+    ...DEMO_FUSION,
     grid: { k: kGrid },
     seed: plan.seed,
     epochs: plan.epochs,
@@ -85,7 +93,7 @@ export async function runDemo(plan: DemoPlan): Promise<DemoResult> {
   say(plan, `    chosen: k = ${k}`);
   t = lap('select', t);
 
-  const common = { test: bench.files.test, config: DEMO_CONFIG, epochs: plan.epochs, jobs: plan.jobs, edges: bench.edges, seed: plan.seed, quiet: plan.quiet, k };
+  const common = { test: bench.files.test, config: DEMO_CONFIG, epochs: plan.epochs, jobs: plan.jobs, edges: bench.edges, seed: plan.seed, quiet: plan.quiet, k, fusion: DEMO_FUSION };
   say(plan, `4/7 every method on the "${retrieval.HEADLINE_SOURCE}" KB (${plan.jobs} training processes at a time)`);
   const results = await runComparison({ ...common, train: bench.files.train, kb: sources.kbs.all, out: join(plan.out, 'compare'), ...(plan.variants ? { variants: plan.variants } : {}) });
   t = lap('compare', t);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { edgesFromFlags, listFlag, nonNegativeIntFlag, positiveIntFlag } from '../flag-values.ts';
+import { choiceFlag, edgesFromFlags, listFlag, nonNegativeIntFlag, positiveIntFlag } from '../flag-values.ts';
 import { METHOD_KEYS } from '../../experiments/methods.ts';
 import { LIFT_BUCKETS } from '../../eval/types.ts';
+import { LABEL_MEMORY } from '../../model/config.ts';
 
 interface CompareFlags {
   train: string;
@@ -19,6 +20,8 @@ interface CompareFlags {
   cache?: string;
   json?: boolean;
   quiet?: boolean;
+  labelMemory?: string;
+  simBias?: boolean;
 }
 
 /** `retformer compare`: every variant and baseline on one split, one table. */
@@ -45,6 +48,8 @@ export function registerCompareCommand(program: Command): void {
     .option('--few <n>', `Few bucket: classes with fewer than n training images (default ${LIFT_BUCKETS.few})`)
     .option('--variants <list>', `comma-separated methods to run (default all: ${METHOD_KEYS.join(',')})`)
     .option('--seed <n>', 'seed for every training run', '0')
+    .option('--label-memory <mode>', `RetFormer rows only: neighbour-label embeddings (${LABEL_MEMORY.join(' | ')}; see retformer train)`)
+    .option('--sim-bias', 'RetFormer rows only: the query-neighbour similarity as an attention bias (see retformer train)')
     .option('--cache <dir>', 'embedding cache folder')
     .option('--json', 'print a JSON summary (per method: key, name, metrics) instead of the table')
     .option('--quiet', 'no step lines or progress bars')
@@ -63,6 +68,7 @@ export function registerCompareCommand(program: Command): void {
         seed: nonNegativeIntFlag('--seed', flags.seed),
         quiet: Boolean(flags.quiet || flags.json),
         cacheDir: flags.cache,
+        fusion: { labelMemory: flags.labelMemory === undefined ? undefined : choiceFlag('--label-memory', flags.labelMemory, LABEL_MEMORY), simBias: flags.simBias },
       };
       const { runComparison } = await import('../../experiments/compare.ts');
       const { formatComparisonTable } = await import('../../experiments/compare-format.ts');

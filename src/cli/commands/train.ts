@@ -79,6 +79,7 @@ export function registerTrainCommand(program: Command): void {
           variant: flags.variant,
           adaptive: flags.adaptive,
           labelMemory: flags.labelMemory,
+          simBias: flags.simBias,
           grid: { k: flags.k === 'auto' ? K_GRID : k === undefined ? undefined : [k], tau: flags.tau === 'auto' ? TAU_GRID : tau === undefined ? undefined : [tau] },
           seed: flags.seed,
           epochs: flags.epochs,
