@@ -113,7 +113,7 @@ test('label memory lets the model read the answer from its neighbours\' labels (
   assert.ok(table > off + 30, `table ${table.toFixed(1)}% should be far above off ${off.toFixed(1)}%`);
 });
 
-test('a run saved before label memory existed (no labelMemory in its config) loads and predicts exactly as before', async () => {
+test('a run saved before label memory and the similarity bias existed (neither in its config) loads and predicts exactly as before', async () => {
   const p = makeClusteredProblem({ dim: 16, trainCounts: [10, 6, 3], testPerClass: 4, kbPerClass: 5, imageNoise: 1, textNoise: 0.3, seed: 4 });
   const outDir = join(tmp.dir, 'old-run');
   await trainRun({ dataset: p.train, kb: p.kb, encoder: p.encoder, embeddings: p.trainEmbeddings, outDir, quiet: true, config: { epochs: 2, batchSize: 8, microBatch: 8, width: 8, heads: 2, layers: 2, hidden: 16, k: 4, seed: 2 } });
@@ -127,7 +127,23 @@ test('a run saved before label memory existed (no labelMemory in its config) loa
   const configFile = join(outDir, 'config.json');
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
   assert.equal(config.labelMemory, 'off');
+  assert.equal(config.simBias, false);
   delete config.labelMemory;
+  delete config.simBias;
   writeFileSync(configFile, JSON.stringify(config));
   assert.deepEqual(await predict(), before);
+});
+
+test('compare: the fusion options reach the RetFormer rows only, never the baselines', async () => {
+  const { parseCompareOptions, trainJobs } = await import('../src/experiments/compare-plan.ts');
+  const { METHODS } = await import('../src/experiments/methods.ts');
+  const o = parseCompareOptions({ train: 't.csv', test: 'x.csv', kb: '/kb', out: '/out', fusion: { labelMemory: 'tied', simBias: true } });
+  const jobs = trainJobs(o, METHODS, { train: 'digest', kb: {} });
+  for (const job of jobs) {
+    const fused = job.args.includes('--label-memory') && job.args[job.args.indexOf('--label-memory') + 1] === 'tied' && job.args.includes('--sim-bias');
+    assert.equal(fused, job.method.kind === 'retformer', `${job.method.key}: ${job.args.join(' ')}`);
+  }
+  assert.ok(jobs.some((j) => j.method.key === 'image-only') && jobs.some((j) => j.method.key === 'full'));
+  const plain = trainJobs(parseCompareOptions({ train: 't.csv', test: 'x.csv', kb: '/kb', out: '/out' }), METHODS, { train: 'digest', kb: {} });
+  assert.ok(plain.every((j) => !j.args.includes('--label-memory') && !j.args.includes('--sim-bias')));
 });
