@@ -114,16 +114,20 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
   const kbState = () => ({ generation: kb.manifest.generation, size: kb.size });
   const pairOut = (n: { id: string; row: number; text: string; label?: string }) => ({ id: n.id, row: n.row, text: n.text, ...(n.label !== undefined ? { label: n.label } : {}), thumbnail: thumbnailUrl(n.id) });
   const neighbourOut = (n: Neighbour) => ({ ...pairOut(n), similarity: n.similarity });
-  const predictionOut = (p: Prediction): S.PredictionOutT => ({
-    label: p.className,
-    index: p.label,
-    probability: p.probability,
-    top: p.top.map((t) => ({ label: t.className, index: t.label, probability: t.probability })),
-    branches: { image: p.branches.image, ...(p.branches.retrieval !== undefined ? { retrieval: p.branches.retrieval } : {}) },
-    ...(p.gate !== undefined ? { gate: p.gate } : {}),
-    neighbours: p.neighbours.map((n, j) => ({ ...neighbourOut(n), attention: p.attention[j] ?? 0 })).sort((a, b) => b.attention - a.attention || b.similarity - a.similarity),
-    kb: kbState(),
-  });
+  const predictionOut = (p: Prediction, abstainBelow: number | undefined): S.PredictionOutT => {
+    const abstained = abstainBelow !== undefined && p.probability < abstainBelow;
+    return {
+      label: abstained ? null : p.className,
+      index: abstained ? null : p.label,
+      probability: p.probability,
+      ...(abstainBelow === undefined ? {} : { abstained }),
+      top: p.top.map((t) => ({ label: t.className, index: t.label, probability: t.probability })),
+      branches: { image: p.branches.image, ...(p.branches.retrieval !== undefined ? { retrieval: p.branches.retrieval } : {}) },
+      ...(p.gate !== undefined ? { gate: p.gate } : {}),
+      neighbours: p.neighbours.map((n, j) => ({ ...neighbourOut(n), attention: p.attention[j] ?? 0 })).sort((a, b) => b.attention - a.attention || b.similarity - a.similarity),
+      kb: kbState(),
+    };
+  };
   const imageQuery = async (bytes: Uint8Array, what: string): Promise<Query> => ({ image: (await checkImage(bytes, limits, what)).bytes });
   const classifyAll = async (queries: Query[], top: number) => Promise.all(queries.map((q) => batcher.classify(q, top)));
 
@@ -146,7 +150,7 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
       if (given !== 1) throw new HttpError(400, 'send exactly one of: a picture (file or "image") or an "embedding"');
       const query: Query = body.embedding ? { embedding: queryVector(body.embedding, encoder.dim, 'embedding') } : await imageQuery(files[0] ?? decodeBase64Image(body.image!), 'image');
       const [p] = await classifyAll([query], body.top ?? 5);
-      return predictionOut(p);
+      return predictionOut(p, body.abstainBelow);
     },
   });
 
@@ -169,7 +173,7 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
         queries = await Promise.all(raw.map((bytes, i) => imageQuery(bytes, `images.${i}`)));
       }
       if (queries.length > limits.maxBatch) throw new HttpError(413, `${queries.length} queries in one batch, over the limit of ${limits.maxBatch}`);
-      return { predictions: (await classifyAll(queries, body.top ?? 5)).map(predictionOut) };
+      return { predictions: (await classifyAll(queries, body.top ?? 5)).map((p) => predictionOut(p, body.abstainBelow)) };
     },
   });
 
