@@ -8,7 +8,7 @@ import type { Neighbour } from '../kb/types.ts';
 import { RetformerError } from '../util/errors.ts';
 import { tokenMatches } from './auth.ts';
 import { PredictBatcher, type Query } from './batcher.ts';
-import { HttpError, oneLine, statusOfLibraryError } from './errors.ts';
+import { HttpError, oneLine, requireExactlyOne, statusOfLibraryError } from './errors.ts';
 import { ReadWriteGate } from './gate.ts';
 import { checkImage, decodeBase64Image } from './images.ts';
 import { KbService } from './kb-service.ts';
@@ -146,8 +146,7 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
     uploads: 'one',
     responses: { 200: S.PredictionOut },
     handler: async ({ body, files }) => {
-      const given = [files.length > 0, body.image !== undefined, body.embedding !== undefined].filter(Boolean).length;
-      if (given !== 1) throw new HttpError(400, 'send exactly one of: a picture (file or "image") or an "embedding"');
+      requireExactlyOne([files.length > 0, body.image !== undefined, body.embedding !== undefined], 'a picture (file or "image") or an "embedding"');
       const query: Query = body.embedding ? { embedding: queryVector(body.embedding, encoder.dim, 'embedding') } : await imageQuery(files[0] ?? decodeBase64Image(body.image!), 'image');
       const [p] = await classifyAll([query], body.top ?? 5);
       return predictionOut(p, body.abstainBelow);
@@ -164,8 +163,7 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
     bodyLimit: b64(limits.maxUploadBytes) * 4,
     responses: { 200: S.PredictBatchOut },
     handler: async ({ body, files }) => {
-      const given = [files.length > 0, body.images !== undefined, body.embeddings !== undefined].filter(Boolean).length;
-      if (given !== 1) throw new HttpError(400, 'send exactly one of: picture files ("images"), "images" (base64) or "embeddings"');
+      requireExactlyOne([files.length > 0, body.images !== undefined, body.embeddings !== undefined], 'picture files ("images"), "images" (base64) or "embeddings"');
       let queries: Query[];
       if (body.embeddings) queries = body.embeddings.map((e, i) => ({ embedding: queryVector(e, encoder.dim, `embeddings.${i}`) }));
       else {
@@ -200,8 +198,7 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
     uploads: 'one',
     responses: { 200: S.SearchOut },
     handler: async ({ body, files }) => {
-      const given = [files.length > 0, body.image !== undefined, body.embedding !== undefined, body.text !== undefined].filter(Boolean).length;
-      if (given !== 1) throw new HttpError(400, 'send exactly one of: a picture (file or "image"), an "embedding" or a "text"');
+      requireExactlyOne([files.length > 0, body.image !== undefined, body.embedding !== undefined, body.text !== undefined], 'a picture (file or "image"), an "embedding" or a "text"');
       const k = body.k ?? 10;
       let vector: Float32Array;
       if (body.text !== undefined) vector = await kbs.embedText(body.text);
