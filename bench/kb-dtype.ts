@@ -9,39 +9,25 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import usearch from 'usearch';
 import { z } from 'zod';
 import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
 import { checksumFiles } from '../src/kb/format.ts';
 import { KB_DTYPES, type EmbeddedPair } from '../src/kb/types.ts';
 import { Rng } from '../src/util/rng.ts';
+import { intFlag, listFlag, parseBenchFlags } from './flags.ts';
 import { clusteredVectors } from './shared.ts';
 
-const args = parseArgs({
-  options: {
-    n: { type: 'string', default: '20000' },
-    queries: { type: 'string', default: '300' },
-    dim: { type: 'string', default: '512' },
-    clusters: { type: 'string', default: '200' },
-    ef: { type: 'string', default: '64,96,128' },
-    dtypes: { type: 'string', default: 'f32,f16,i8' },
-    seed: { type: 'string', default: '1' },
-    k: { type: 'string', default: '32' },
-  },
-}).values;
-const cfg = z
-  .object({
-    n: z.coerce.number().int().min(1000),
-    queries: z.coerce.number().int().min(10),
-    dim: z.coerce.number().int().min(2),
-    clusters: z.coerce.number().int().min(1),
-    seed: z.coerce.number().int(),
-    k: z.coerce.number().int().min(1),
-    ef: z.string().transform((s) => s.split(',').map(Number)),
-    dtypes: z.string().transform((s) => s.split(',').map((d) => z.enum(KB_DTYPES).parse(d))),
-  })
-  .parse(args);
+const cfg = parseBenchFlags({
+  n: { default: '20000', value: intFlag(1000) },
+  queries: { default: '300', value: intFlag(10) },
+  dim: { default: '512', value: intFlag(2) },
+  clusters: { default: '200', value: intFlag(1) },
+  ef: { default: '64,96,128', value: listFlag(intFlag(1)) },
+  dtypes: { default: 'f32,f16,i8', value: listFlag(z.enum(KB_DTYPES)) },
+  seed: { default: '1', value: intFlag() },
+  k: { default: '32', value: intFlag(1) },
+});
 const { n, dim, k } = cfg;
 
 const clustered = (count: number, centres: Float32Array, rng: Rng) => clusteredVectors(count, dim, centres, rng); // [count, dim]

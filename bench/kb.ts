@@ -10,7 +10,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import usearch from 'usearch';
 import { z } from 'zod';
 import { checksumFiles } from '../src/kb/format.ts';
@@ -18,36 +17,21 @@ import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';
 import { Rng } from '../src/util/rng.ts';
+import { intFlag, listFlag, parseBenchFlags } from './flags.ts';
 import { clusteredVectors } from './shared.ts';
 
-const args = parseArgs({
-  options: {
-    n: { type: 'string', default: '200000' },
-    queries: { type: 'string', default: '500' },
-    dim: { type: 'string', default: '512' },
-    clusters: { type: 'string', default: '1000' },
-    ef: { type: 'string', default: '32,64,96,128,256' },
-    seed: { type: 'string', default: '1' },
-    k: { type: 'string', default: '32' },
-    pg: { type: 'string', default: '0' },
-    'pg-queries': { type: 'string', default: '200' },
-    'pg-url': { type: 'string' },
-  },
-}).values;
-const cfg = z
-  .object({
-    n: z.coerce.number().int().min(1000),
-    queries: z.coerce.number().int().min(10),
-    dim: z.coerce.number().int().min(2),
-    clusters: z.coerce.number().int().min(1),
-    seed: z.coerce.number().int(),
-    k: z.coerce.number().int().min(1),
-    ef: z.string().transform((s) => s.split(',').map(Number)),
-    pg: z.coerce.number().int().min(0),
-    'pg-queries': z.coerce.number().int().min(1),
-    'pg-url': z.string().optional(),
-  })
-  .parse(args);
+const cfg = parseBenchFlags({
+  n: { default: '200000', value: intFlag(1000) },
+  queries: { default: '500', value: intFlag(10) },
+  dim: { default: '512', value: intFlag(2) },
+  clusters: { default: '1000', value: intFlag(1) },
+  ef: { default: '32,64,96,128,256', value: listFlag(intFlag(1)) },
+  seed: { default: '1', value: intFlag() },
+  k: { default: '32', value: intFlag(1) },
+  pg: { default: '0', value: intFlag(0) },
+  'pg-queries': { default: '200', value: intFlag(1) },
+  'pg-url': { value: z.string().optional() },
+});
 
 function log(msg: string): void {
   process.stderr.write(`${msg}\n`);

@@ -46,9 +46,13 @@ describe('predictionReport', () => {
     const prediction = { label: 1, probs, neighbours: nbs, attention: Float32Array.from([0.75, 0.25]) };
     const unsure = predictionReport('/img/x.png', prediction, classes, 3, 0.5);
     assert.equal(unsure.abstained, true);
+    assert.equal(unsure.label, null);
+    assert.equal(unsure.top[0].label, 'b');
+    assert.ok(Math.abs(unsure.probability - 0.4) < 1e-6);
     assert.match(formatPredictionText(unsure), /^\/img\/x\.png: abstains \(top probability 0\.400 < 0\.5; best guess b\)/);
     const sure = predictionReport('/img/x.png', prediction, classes, 3, 0.3);
     assert.equal(sure.abstained, false);
+    assert.equal(sure.label, 'b');
     assert.match(formatPredictionText(sure), /^\/img\/x\.png: b \(p = 0\.400\)/);
     assert.equal('abstained' in predictionReport('/img/x.png', prediction, classes, 3), false);
   });

@@ -23,8 +23,10 @@ function ok(r: CliResult): CliResult {
 
 interface Row {
   image: string;
-  label?: string;
+  label?: string | null;
   probability?: number;
+  abstainBelow?: number;
+  abstained?: boolean;
   top?: { label: string; probability: number }[];
   branches?: { image: number; retrieval?: number };
   neighbours?: { id: string; attention: number }[];
@@ -79,7 +81,7 @@ describe('predict for many pictures', () => {
     const out = join(work, 'labels.csv');
     const r = ok(await cli(['predict', '--run', runDir, '--dir', folder, '--out', out]));
     const table = readCsv(out);
-    assert.deepEqual(table.columns, ['image', 'label', 'probability', 'top', 'image_logit', 'retrieval_logit', 'gate', 'neighbours', 'error']);
+    assert.deepEqual(table.columns, ['image', 'label', 'probability', 'abstained', 'top', 'image_logit', 'retrieval_logit', 'gate', 'neighbours', 'error']);
     const names = table.rows.map((row) => row.values.image.slice(folder.length + 1));
     assert.deepEqual(names, ['broken.png', 'p0.png', 'p1.png', 'p2.png', ...pictures.slice(3).map((_, i) => `sub/p${i + 3}.png`)]);
     const broken = table.rows[0].values;
@@ -93,6 +95,7 @@ describe('predict for many pictures', () => {
     assert.ok(Math.abs(Number(p0.image_logit) - single.branches!.image) < 1e-5);
     assert.ok(Math.abs(Number(p0.retrieval_logit) - single.branches!.retrieval!) < 1e-5);
     assert.equal(p0.error, '');
+    assert.equal(p0.abstained, '');
     assert.match(r.stderr, new RegExp(`predicted ${pictures.length} of ${pictures.length + 1} pictures \\(1 could not be read`));
     rmSync(join(folder, 'broken.png'));
     // an existing output is refused unless --force, and nothing partial is left behind
@@ -116,6 +119,53 @@ describe('predict for many pictures', () => {
       pictures,
     );
     assert.ok(rows.every((row) => row.top!.length === 3 && row.neighbours!.length === 3));
+  });
+
+  it('--abstain-below: rows under P abstain (no label, best guess first in top); the summary gives coverage and accuracy on the answered labelled pictures', async () => {
+    const truth = readCsv(data.test).rows.map((r) => r.values.label);
+    const run = async (p: string) => {
+      const out = join(work, `abstain-${p}.jsonl`);
+      const r = ok(await cli(['predict', '--run', runDir, '--manifest', data.test, '--out', out, '--force', '--abstain-below', p]));
+      return { rows: jsonLines(readFileSync(out, 'utf8')), stderr: r.stderr };
+    };
+    const all = await run('0');
+    assert.ok(all.rows.every((row) => row.abstained === false && row.abstainBelow === 0 && row.label === row.top![0].label));
+    const right = all.rows.filter((row, i) => row.label === truth[i]).length;
+    const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(1)}%`;
+    assert.match(all.stderr, new RegExp(`predicted ${all.rows.length} of ${all.rows.length} pictures; answered ${all.rows.length} \\(coverage 100\\.0%\\), 0 abstained below p = 0; accuracy ${pct(right, all.rows.length)} on the ${all.rows.length} answered labelled pictures`));
+
+    // P between two distinct probabilities: exactly the rows below it abstain, each keeping its best guess and probability
+    const probs = [...new Set(all.rows.map((row) => row.probability!))].sort((a, b) => a - b);
+    assert.ok(probs.length >= 2, 'the fixture gives distinct probabilities');
+    const cut = (probs[Math.floor(probs.length / 2) - 1] + probs[Math.floor(probs.length / 2)]) / 2;
+    const some = await run(String(cut));
+    const below = all.rows.map((row) => row.probability! < cut);
+    const answered = below.filter((b) => !b).length;
+    assert.ok(answered > 0 && answered < all.rows.length);
+    some.rows.forEach((row, i) => {
+      assert.equal(row.abstained, below[i], row.image);
+      assert.equal(row.label, below[i] ? null : all.rows[i].label);
+      assert.equal(row.top![0].label, all.rows[i].top![0].label);
+      assert.ok(Math.abs(row.probability! - all.rows[i].probability!) < 1e-9);
+    });
+    const answeredRight = all.rows.filter((row, i) => !below[i] && row.label === truth[i]).length;
+    assert.match(some.stderr, new RegExp(`answered ${answered} \\(coverage ${pct(answered, all.rows.length).replace('.', '\\.')}\\), ${all.rows.length - answered} abstained below p = ${cut}; accuracy ${pct(answeredRight, answered)} on the ${answered} answered labelled pictures`));
+
+    // P = 1: nothing is answered, so there is no accuracy to give
+    const none = await run('1');
+    assert.ok(none.rows.every((row) => row.abstained === true && row.label === null));
+    assert.match(none.stderr, /answered 0 \(coverage 0\.0%\), \d+ abstained below p = 1 -> /);
+    assert.equal(none.stderr.includes('accuracy'), false);
+
+    // CSV: an abstained row has an empty label and abstained = true; its best guess leads the top column
+    const csv = join(work, 'abstain.csv');
+    ok(await cli(['predict', '--run', runDir, '--manifest', data.test, '--out', csv, '--abstain-below', String(cut), '--quiet']));
+    const table = readCsv(csv).rows.map((row) => row.values);
+    table.forEach((row, i) => {
+      assert.equal(row.abstained, String(below[i]));
+      assert.equal(row.label, below[i] ? '' : all.rows[i].label);
+      assert.equal(row.top.split(';')[0].split(':')[0], all.rows[i].top![0].label);
+    });
   });
 
   it('refuses bad batch requests with one line', async () => {

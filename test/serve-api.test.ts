@@ -79,6 +79,45 @@ describe('HTTP service: predictions, search, live KB edits', () => {
     );
   });
 
+  it('abstains below abstainBelow: label and index null, the best guess first in top, for one picture and per batch row', async () => {
+    const png = await fx.png('blue', 'circle');
+    const plain = S.PredictionOut.parse(json(await postJson(app, '/predict', { image: b64(png) })));
+    assert.equal('abstained' in plain, false);
+    const sure = S.PredictionOut.parse(json(await postJson(app, '/predict', { image: b64(png), abstainBelow: 0 })));
+    assert.equal(sure.abstained, false);
+    assert.equal(sure.label, 'blue');
+    const unsure = S.PredictionOut.parse(json(await postJson(app, '/predict', { image: b64(png), abstainBelow: 1 })));
+    assert.equal(unsure.abstained, true);
+    assert.equal(unsure.label, null);
+    assert.equal(unsure.index, null);
+    assert.equal(unsure.top[0].label, 'blue');
+    assert.equal(unsure.probability, plain.probability);
+    const form = await multipartBody({ abstainBelow: '1' }, [{ field: 'image', name: 'x.png', bytes: png }]);
+    assert.equal(json<{ abstained: boolean }>(await app.inject({ method: 'POST', url: '/predict', ...form })).abstained, true);
+
+    const pngs = await Promise.all([fx.png('red', 'square', 1), fx.png('green', 'stripe', 2), fx.png('yellow', 'circle', 3), fx.png('blue', 'stripe', 4)]);
+    const all = S.PredictBatchOut.parse(json(await postJson(app, '/predict/batch', { images: pngs.map(b64) }))).predictions;
+    const probs = [...new Set(all.map((q) => q.probability))].sort((a, b) => a - b);
+    assert.ok(probs.length >= 2, 'the fixture gives distinct probabilities');
+    const cut = (probs[0] + probs[1]) / 2;
+    const some = S.PredictBatchOut.parse(json(await postJson(app, '/predict/batch', { images: pngs.map(b64), abstainBelow: cut }))).predictions;
+    assert.deepEqual(
+      some.map((q) => q.abstained),
+      all.map((q) => q.probability < cut),
+    );
+    assert.deepEqual(
+      some.map((q) => q.label),
+      all.map((q) => (q.probability < cut ? null : q.label)),
+    );
+    assert.deepEqual(
+      some.map((q) => q.top[0].label),
+      all.map((q) => q.top[0].label),
+    );
+
+    const bad = await postJson(app, '/predict', { image: b64(png), abstainBelow: 1.5 });
+    assert.match(assertOneLineError(bad, 400), /^abstainBelow: /);
+  });
+
   it('searches the KB by text, picture and embedding', async () => {
     const byText = await app.inject({ method: 'GET', url: '/kb/search?text=a%20green%20stripe&k=3' });
     assert.equal(byText.statusCode, 200, byText.body);

@@ -99,7 +99,10 @@ describe('HTTP service: hostile and heavy input', () => {
     const cases: Array<[string, string, string | undefined, number, RegExp]> = [
       ['POST', '/predict', '{"image": "abc', 400, /JSON/],
       ['POST', '/predict', '[1,2,3]', 400, /expected a JSON object/],
-      ['POST', '/predict', '{}', 400, /exactly one of/],
+      ['POST', '/predict', '{}', 400, /^send exactly one of: a picture \(file or "image"\) or an "embedding"$/],
+      ['POST', '/predict', JSON.stringify({ image: b64(good), embedding: Array.from({ length: dim }, () => 0.1) }), 400, /^send exactly one of: a picture/],
+      ['POST', '/predict/batch', '{}', 400, /^send exactly one of: picture files \("images"\), "images" \(base64\) or "embeddings"$/],
+      ['POST', '/kb/search', JSON.stringify({ text: 'x', embedding: Array.from({ length: dim }, () => 0.1) }), 400, /^send exactly one of: a picture \(file or "image"\), an "embedding" or a "text"$/],
       ['POST', '/predict', JSON.stringify({ embedding: [1, 2, 3] }), 400, new RegExp(`3 values, expected ${dim}`)],
       ['POST', '/predict', `{"embedding": [${Array.from({ length: dim }, (_, i) => (i === 5 ? '1e999' : '0.1')).join(',')}]}`, 400, /embedding\.5/],
       ['POST', '/predict', JSON.stringify({ embedding: Array.from({ length: dim }, (_, i) => (i === 2 ? 'NaN' : 0.1)) }), 400, /embedding\.2/],

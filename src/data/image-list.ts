@@ -16,13 +16,21 @@ export function imagesInFolder(dir: string): string[] {
   return images;
 }
 
-/** The `path` column of a CSV manifest, relative paths resolved against the CSV's folder (other columns ignored). */
-export function imagesInManifest(file: string): string[] {
+/** A manifest's pictures, and their labels when it has a `label` column (an empty cell: unknown). */
+export interface ManifestImages {
+  images: string[];
+  labels?: (string | undefined)[];
+}
+
+/** The `path` column of a CSV manifest, relative paths resolved against the CSV's folder, and the `label` column if there is one (other columns ignored). */
+export function imagesInManifest(file: string): ManifestImages {
   const table = readCsv(file, ['path']);
   const base = dirname(resolve(file));
-  return table.rows.map(({ row, values }) => {
+  const images = table.rows.map(({ row, values }) => {
     const path = values.path.trim();
     if (path === '') throw inputError(file, row, 'empty path');
     return isAbsolute(path) ? resolve(path) : resolve(base, path);
   });
+  if (!table.columns.includes('label')) return { images };
+  return { images, labels: table.rows.map(({ values }) => values.label.trim() || undefined) };
 }

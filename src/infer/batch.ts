@@ -3,7 +3,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { csvLine } from '../util/csv.ts';
 import { RetformerError } from '../util/errors.ts';
 import { type FailedReport, PREDICTION_CSV_COLUMNS, type PredictionReport, predictionCsvRow, predictionReport } from './report.ts';
-import type { Predictor } from './types.ts';
+import type { Prediction, Predictor } from './types.ts';
 
 /** Classify many pictures and write one row each (CSV or JSON Lines): `retformer predict --dir / --manifest / --out`. */
 
@@ -82,39 +82,79 @@ export interface PredictManyOptions {
   top?: number;
   /** Pictures per classify call (default 64). */
   chunk?: number;
+  /** Abstain (null label, `abstained: true`) when the top probability is below this (0..1). */
+  abstainBelow?: number;
+  /** Known class name per picture, aligned with `images` (a labelled manifest): the summary then counts the right answers. */
+  labels?: readonly (string | undefined)[];
   onProgress?: (done: number, total: number) => void;
+}
+
+/** What a batch produced: failures, and of the pictures read, how many were answered (not abstained) and how many of those were right. */
+export interface PredictManySummary {
+  failed: number;
+  /** Pictures classified (read without error). */
+  predicted: number;
+  /** Of those, answered: all of them without `abstainBelow`. */
+  answered: number;
+  /** Answered pictures with a known label, and how many of them the answer got right. */
+  answeredLabelled: number;
+  answeredCorrect: number;
 }
 
 /**
  * Classify `images` in chunks and hand each picture's report to `emit`, in input order. A picture the
  * encoder refuses (unreadable, not an image) becomes a failed row with the one-line reason; the others
- * in its chunk are still classified. Returns how many failed.
+ * in its chunk are still classified.
  */
-export async function predictMany(predictor: Predictor, images: readonly string[], emit: (report: PredictionReport | FailedReport) => void, options: PredictManyOptions = {}): Promise<{ failed: number }> {
+export async function predictMany(predictor: Predictor, images: readonly string[], emit: (report: PredictionReport | FailedReport) => void, options: PredictManyOptions = {}): Promise<PredictManySummary> {
   const top = options.top ?? 5;
   const chunk = options.chunk ?? 64;
-  let failed = 0;
+  const summary: PredictManySummary = { failed: 0, predicted: 0, answered: 0, answeredLabelled: 0, answeredCorrect: 0 };
+  const report = (index: number, p: Prediction) => {
+    const r = predictionReport(images[index], p, predictor.classes, top, options.abstainBelow);
+    summary.predicted++;
+    if (r.label !== null) {
+      summary.answered++;
+      const truth = options.labels?.[index];
+      if (truth !== undefined) {
+        summary.answeredLabelled++;
+        if (r.label === truth) summary.answeredCorrect++;
+      }
+    }
+    emit(r);
+  };
   for (let start = 0; start < images.length; start += chunk) {
     const part = images.slice(start, start + chunk);
     try {
       const predictions = await predictor.classify(part, { top });
       predictions.forEach((p, i) => {
-        emit(predictionReport(part[i], p, predictor.classes, top));
+        report(start + i, p);
       });
     } catch (err) {
       if (!(err instanceof RetformerError)) throw err;
-      for (const image of part) {
+      for (let i = 0; i < part.length; i++) {
+        let p: Prediction;
         try {
-          const [p] = await predictor.classify([image], { top });
-          emit(predictionReport(image, p, predictor.classes, top));
+          [p] = await predictor.classify([part[i]], { top });
         } catch (e) {
           if (!(e instanceof RetformerError)) throw e;
-          failed++;
-          emit({ image, error: e.message });
+          summary.failed++;
+          emit({ image: part[i], error: e.message });
+          continue;
         }
+        report(start + i, p);
       }
     }
     options.onProgress?.(Math.min(images.length, start + chunk), images.length);
   }
-  return { failed };
+  return summary;
+}
+
+/** The summary line on stderr: pictures predicted, failures, and with abstention or labels coverage and accuracy. */
+export function formatPredictManySummary(s: PredictManySummary, total: number, abstainBelow: number | undefined): string {
+  const pct = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '-');
+  let line = `predicted ${s.predicted} of ${total} pictures${s.failed > 0 ? ` (${s.failed} could not be read: see the error column)` : ''}`;
+  if (abstainBelow !== undefined) line += `; answered ${s.answered} (coverage ${pct(s.answered, s.predicted)}), ${s.predicted - s.answered} abstained below p = ${abstainBelow}`;
+  if (s.answeredLabelled > 0) line += `; accuracy ${pct(s.answeredCorrect, s.answeredLabelled)} on the ${s.answeredLabelled} ${abstainBelow !== undefined ? 'answered ' : ''}labelled pictures`;
+  return line;
 }

@@ -8,7 +8,7 @@ import type { Neighbour } from '../kb/types.ts';
 import { RetformerError } from '../util/errors.ts';
 import { tokenMatches } from './auth.ts';
 import { PredictBatcher, type Query } from './batcher.ts';
-import { HttpError, oneLine, statusOfLibraryError } from './errors.ts';
+import { HttpError, oneLine, requireExactlyOne, statusOfLibraryError } from './errors.ts';
 import { ReadWriteGate } from './gate.ts';
 import { checkImage, decodeBase64Image } from './images.ts';
 import { KbService } from './kb-service.ts';
@@ -114,16 +114,20 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
   const kbState = () => ({ generation: kb.manifest.generation, size: kb.size });
   const pairOut = (n: { id: string; row: number; text: string; label?: string }) => ({ id: n.id, row: n.row, text: n.text, ...(n.label !== undefined ? { label: n.label } : {}), thumbnail: thumbnailUrl(n.id) });
   const neighbourOut = (n: Neighbour) => ({ ...pairOut(n), similarity: n.similarity });
-  const predictionOut = (p: Prediction): S.PredictionOutT => ({
-    label: p.className,
-    index: p.label,
-    probability: p.probability,
-    top: p.top.map((t) => ({ label: t.className, index: t.label, probability: t.probability })),
-    branches: { image: p.branches.image, ...(p.branches.retrieval !== undefined ? { retrieval: p.branches.retrieval } : {}) },
-    ...(p.gate !== undefined ? { gate: p.gate } : {}),
-    neighbours: p.neighbours.map((n, j) => ({ ...neighbourOut(n), attention: p.attention[j] ?? 0 })).sort((a, b) => b.attention - a.attention || b.similarity - a.similarity),
-    kb: kbState(),
-  });
+  const predictionOut = (p: Prediction, abstainBelow: number | undefined): S.PredictionOutT => {
+    const abstained = abstainBelow !== undefined && p.probability < abstainBelow;
+    return {
+      label: abstained ? null : p.className,
+      index: abstained ? null : p.label,
+      probability: p.probability,
+      ...(abstainBelow === undefined ? {} : { abstained }),
+      top: p.top.map((t) => ({ label: t.className, index: t.label, probability: t.probability })),
+      branches: { image: p.branches.image, ...(p.branches.retrieval !== undefined ? { retrieval: p.branches.retrieval } : {}) },
+      ...(p.gate !== undefined ? { gate: p.gate } : {}),
+      neighbours: p.neighbours.map((n, j) => ({ ...neighbourOut(n), attention: p.attention[j] ?? 0 })).sort((a, b) => b.attention - a.attention || b.similarity - a.similarity),
+      kb: kbState(),
+    };
+  };
   const imageQuery = async (bytes: Uint8Array, what: string): Promise<Query> => ({ image: (await checkImage(bytes, limits, what)).bytes });
   const classifyAll = async (queries: Query[], top: number) => Promise.all(queries.map((q) => batcher.classify(q, top)));
 
@@ -142,11 +146,10 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
     uploads: 'one',
     responses: { 200: S.PredictionOut },
     handler: async ({ body, files }) => {
-      const given = [files.length > 0, body.image !== undefined, body.embedding !== undefined].filter(Boolean).length;
-      if (given !== 1) throw new HttpError(400, 'send exactly one of: a picture (file or "image") or an "embedding"');
+      requireExactlyOne([files.length > 0, body.image !== undefined, body.embedding !== undefined], 'a picture (file or "image") or an "embedding"');
       const query: Query = body.embedding ? { embedding: queryVector(body.embedding, encoder.dim, 'embedding') } : await imageQuery(files[0] ?? decodeBase64Image(body.image!), 'image');
       const [p] = await classifyAll([query], body.top ?? 5);
-      return predictionOut(p);
+      return predictionOut(p, body.abstainBelow);
     },
   });
 
@@ -160,8 +163,7 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
     bodyLimit: b64(limits.maxUploadBytes) * 4,
     responses: { 200: S.PredictBatchOut },
     handler: async ({ body, files }) => {
-      const given = [files.length > 0, body.images !== undefined, body.embeddings !== undefined].filter(Boolean).length;
-      if (given !== 1) throw new HttpError(400, 'send exactly one of: picture files ("images"), "images" (base64) or "embeddings"');
+      requireExactlyOne([files.length > 0, body.images !== undefined, body.embeddings !== undefined], 'picture files ("images"), "images" (base64) or "embeddings"');
       let queries: Query[];
       if (body.embeddings) queries = body.embeddings.map((e, i) => ({ embedding: queryVector(e, encoder.dim, `embeddings.${i}`) }));
       else {
@@ -169,7 +171,7 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
         queries = await Promise.all(raw.map((bytes, i) => imageQuery(bytes, `images.${i}`)));
       }
       if (queries.length > limits.maxBatch) throw new HttpError(413, `${queries.length} queries in one batch, over the limit of ${limits.maxBatch}`);
-      return { predictions: (await classifyAll(queries, body.top ?? 5)).map(predictionOut) };
+      return { predictions: (await classifyAll(queries, body.top ?? 5)).map((p) => predictionOut(p, body.abstainBelow)) };
     },
   });
 
@@ -196,8 +198,7 @@ export async function buildApp(deps: ServeDeps, options: ServeOptions = {}): Pro
     uploads: 'one',
     responses: { 200: S.SearchOut },
     handler: async ({ body, files }) => {
-      const given = [files.length > 0, body.image !== undefined, body.embedding !== undefined, body.text !== undefined].filter(Boolean).length;
-      if (given !== 1) throw new HttpError(400, 'send exactly one of: a picture (file or "image"), an "embedding" or a "text"');
+      requireExactlyOne([files.length > 0, body.image !== undefined, body.embedding !== undefined, body.text !== undefined], 'a picture (file or "image"), an "embedding" or a "text"');
       const k = body.k ?? 10;
       let vector: Float32Array;
       if (body.text !== undefined) vector = await kbs.embedText(body.text);

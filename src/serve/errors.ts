@@ -14,6 +14,11 @@ export class HttpError extends Error {
   }
 }
 
+/** Refuse a request (400 "send exactly one of: `what`") unless exactly one of its alternative inputs was sent. */
+export function requireExactlyOne(given: readonly boolean[], what: string): void {
+  if (given.filter(Boolean).length !== 1) throw new HttpError(400, `send exactly one of: ${what}`);
+}
+
 /** First line of a message, trimmed and capped (user-facing errors are one line). */
 export function oneLine(message: string, max = 300): string {
   const line = message.split('\n')[0].trim();

@@ -9,6 +9,7 @@ const finite = z.number().describe('a finite number');
 export const EmbeddingSchema = z.array(finite).min(1).max(16384).describe('a query embedding [dim] from the run\'s encoder (normalised by the server)');
 const Base64Image = z.string().min(1).describe('an encoded PNG, JPEG, GIF, WebP or AVIF picture as base64 (a data: URL is accepted)');
 const K = z.coerce.number().int().min(1).max(256);
+const AbstainBelow = z.coerce.number().min(0).max(1).optional().describe('abstain (label and index null, abstained true) when the top probability is below this (0..1); the best guess stays first in top');
 export const ModalitySchema = z.enum(['image', 'text']);
 const PairId = z
   .string()
@@ -25,6 +26,7 @@ export const PredictBody = z
     image: Base64Image.optional(),
     embedding: EmbeddingSchema.optional(),
     top: z.coerce.number().int().min(1).max(100).optional().describe('how many top classes to return (default 5)'),
+    abstainBelow: AbstainBelow,
   })
   .strict();
 
@@ -33,6 +35,7 @@ export const PredictBatchBody = z
     images: z.array(Base64Image).min(1).optional(),
     embeddings: z.array(EmbeddingSchema).min(1).optional(),
     top: z.coerce.number().int().min(1).max(100).optional(),
+    abstainBelow: AbstainBelow,
   })
   .strict();
 
@@ -107,9 +110,10 @@ export const NeighbourOut = PairOut.extend({ similarity: z.number() });
 export const EvidenceOut = NeighbourOut.extend({ attention: z.number().describe('weight in the fusion, sums to 1 over the neighbours') });
 
 export const PredictionOut = z.object({
-  label: z.string().describe('predicted class name'),
-  index: z.int(),
-  probability: z.number(),
+  label: z.string().nullable().describe('predicted class name; null when the request set abstainBelow and the top probability is below it'),
+  index: z.int().nullable(),
+  probability: z.number().describe('the top class\'s probability'),
+  abstained: z.boolean().optional().describe('present when the request set abstainBelow'),
   top: z.array(z.object({ label: z.string(), index: z.int(), probability: z.number() })),
   branches: z
     .object({

@@ -22,9 +22,10 @@ interface PredictFlags {
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-/** The pictures named by --image (repeated), --dir and --manifest, in that order. */
-async function picturesOf(flags: PredictFlags): Promise<string[]> {
+/** The pictures named by --image (repeated), --dir and --manifest, in that order, and the manifest's labels where it has them. */
+async function picturesOf(flags: PredictFlags): Promise<{ images: string[]; labels?: (string | undefined)[] }> {
   const images = flags.image.map((p) => resolve(p));
+  let labels: (string | undefined)[] | undefined;
   for (const image of images) {
     if (!existsSync(image)) throw new RetformerError(`${image}: image file not found (--image)`);
     if (statSync(image).isDirectory()) throw new RetformerError(`${image}: is a folder, expected an image file (--image; use --dir for a folder)`);
@@ -32,10 +33,14 @@ async function picturesOf(flags: PredictFlags): Promise<string[]> {
   if (flags.dir !== undefined || flags.manifest !== undefined) {
     const { imagesInFolder, imagesInManifest } = await import('../../data/image-list.ts');
     if (flags.dir !== undefined) images.push(...imagesInFolder(flags.dir));
-    if (flags.manifest !== undefined) images.push(...imagesInManifest(resolve(flags.manifest)));
+    if (flags.manifest !== undefined) {
+      const manifest = imagesInManifest(resolve(flags.manifest));
+      if (manifest.labels) labels = [...images.map(() => undefined), ...manifest.labels];
+      images.push(...manifest.images);
+    }
   }
   if (images.length === 0) throw new RetformerError('no pictures: give --image FILE (repeatable), --dir FOLDER or --manifest CSV');
-  return images;
+  return { images, labels };
 }
 
 /** `retformer predict`: classify one picture (human text or --json) or many (CSV / JSON Lines rows). */
@@ -59,7 +64,7 @@ export function registerPredictCommand(program: Command): void {
     .option('--kb <dir>', "the run's KB at another path (default: the path recorded in RUN/kb.json)")
     .option('--top <n>', 'how many top classes to list', '5')
     .option('--batch-size <n>', 'pictures per classify call (many pictures)', '64')
-    .option('--abstain-below <p>', 'one picture: abstain (say so, with the best guess) when the top probability is below p (0..1)')
+    .option('--abstain-below <p>', 'abstain when the top probability is below p (0..1): one picture says so with its best guess; many pictures get an empty label and abstained = true (best guess first in top), and the summary gives the coverage (and the accuracy on the answered pictures of a labelled --manifest)')
     .option('--json', 'one picture: print the prediction as JSON')
     .option('--quiet', 'no progress on stderr')
     .action(async (flags: PredictFlags) => {
@@ -68,7 +73,7 @@ export function registerPredictCommand(program: Command): void {
       const abstainBelow = flags.abstainBelow === undefined ? undefined : probabilityFlag('--abstain-below', flags.abstainBelow);
       const runDir = resolve(flags.run);
       if (!existsSync(runDir)) throw new RetformerError(`${runDir}: run folder not found (--run)`);
-      const images = await picturesOf(flags);
+      const { images, labels } = await picturesOf(flags);
       const single = images.length === 1 && flags.image.length === 1 && flags.out === undefined && flags.format === undefined;
       const { Predictor } = await import('../../infer/predictor.ts');
       if (single) {
@@ -83,17 +88,17 @@ export function registerPredictCommand(program: Command): void {
         }
         return;
       }
-      const { openRowWriter, outputFormatOf, predictMany } = await import('../../infer/batch.ts');
+      const { formatPredictManySummary, openRowWriter, outputFormatOf, predictMany } = await import('../../infer/batch.ts');
       const { startProgress } = await import('../../util/progress.ts');
       const writer = openRowWriter(flags.out, outputFormatOf(flags.out, flags.format), flags.force);
       let predictor: Awaited<ReturnType<typeof Predictor.fromRun>> | undefined;
       const progress = startProgress('predict', images.length, { unit: 'img', quiet: flags.quiet });
       try {
         predictor = await Predictor.fromRun(runDir, { kb: flags.kb, batchSize: chunk });
-        const { failed } = await predictMany(predictor, images, (r) => writer.write(r), { top, chunk, onProgress: (done) => progress.update(done) });
+        const summary = await predictMany(predictor, images, (r) => writer.write(r), { top, chunk, abstainBelow, labels, onProgress: (done) => progress.update(done) });
         progress.stop();
         writer.close();
-        if (!flags.quiet) process.stderr.write(`predicted ${images.length - failed} of ${images.length} pictures${failed > 0 ? ` (${failed} could not be read: see the error column)` : ''}${flags.out ? ` -> ${resolve(flags.out)}` : ''}\n`);
+        if (!flags.quiet) process.stderr.write(`${formatPredictManySummary(summary, images.length, abstainBelow)}${flags.out ? ` -> ${resolve(flags.out)}` : ''}\n`);
       } catch (err) {
         progress.stop();
         writer.abort();
