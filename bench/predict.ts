@@ -11,7 +11,9 @@
  *   forward    ForwardGraph.run (feeds, ONNX Runtime session.run, outputs)
  *   output     the Prediction (softmax, top-5, attention renormalised)
  * and, separately on the same queries, raw usearch search on the same index file (the floor of
- * the search phase). Prints one Markdown table per KB size; progress on stderr.
+ * the search phase). Each phase is timed twice: wall time, and the process's CPU time (user +
+ * system), which other work sharing the cores inflates much less. Prints Markdown tables;
+ * progress on stderr.
  *
  *   npm run bench:predict -- [--n 4000,50000] [--queries 200] [--rounds 3] [--dtype f16] [--kb-root DIR]
  *
@@ -108,20 +110,35 @@ const { k } = config;
 
 interface SizeResult {
   n: number;
+  /** Wall ms per phase and in total, one entry per prediction. */
   phases: Map<Phase, number[]>;
   total: number[];
+  /** CPU ms (user + system of this process) per phase and in total: what the cores' other users cannot inflate. */
+  cpuPhases: Map<Phase, number[]>;
+  cpuTotal: number[];
   raw: number[];
 }
+
+/** CPU time of this process so far, ms (user + system). */
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 async function measure(dir: string, n: number): Promise<SizeResult> {
   const kb = await FileKnowledgeBase.open(dir);
   const phases = new Map<Phase, number[]>(PHASES.map((p) => [p, []]));
+  const cpuPhases = new Map<Phase, number[]>(PHASES.map((p) => [p, []]));
   const total: number[] = [];
+  const cpuTotal: number[] = [];
+  const c = new Float64Array(PHASES.length + 1); // CPU ms at each mark
   const one = async (q: number, record: boolean) => {
     const z1 = q1(q);
+    c[0] = cpuMs();
     const t0 = performance.now();
     const [found] = await kb.search(z1, { k, queryEncoderId: kb.encoderId, modality: 'image' });
     const t1 = performance.now();
+    c[1] = cpuMs();
     const neighbours: Neighbour[] = found.slice(0, k);
     const rows = [...new Set(neighbours.map((nb) => nb.row))];
     const slotOf = new Map(rows.map((r, i) => [r, i]));
@@ -130,19 +147,28 @@ async function measure(dir: string, n: number): Promise<SizeResult> {
       slots[j] = slotOf.get(nb.row)!;
     });
     const t2 = performance.now();
+    c[2] = cpuMs();
     const images = await kb.vectors(rows, 'image'); // [rows, dim]
     const texts = await kb.vectors(rows, 'text'); // [rows, dim]
     const t3 = performance.now();
+    c[3] = cpuMs();
     const batch = assembleInputs(z1, 1, dim, k, slots, { images, texts });
     const t4 = performance.now();
+    c[4] = cpuMs();
     const out = await forward.run(batch);
     const t5 = performance.now();
+    c[5] = cpuMs();
     toPrediction(out, 0, cfg.classes, k, neighbours, classNames, 5);
     const t6 = performance.now();
+    c[6] = cpuMs();
     if (!record) return;
     const marks = [t0, t1, t2, t3, t4, t5, t6];
-    for (const [i, p] of PHASES.entries()) phases.get(p)!.push(marks[i + 1] - marks[i]);
+    for (const [i, p] of PHASES.entries()) {
+      phases.get(p)!.push(marks[i + 1] - marks[i]);
+      cpuPhases.get(p)!.push(c[i + 1] - c[i]);
+    }
     total.push(t6 - t0);
+    cpuTotal.push(c[6] - c[0]);
   };
   for (let q = 0; q < Math.min(50, cfg.queries); q++) await one(q, false); // warm-up: sessions, mapped pages, JIT
   for (let round = 0; round < cfg.rounds; round++) for (let q = 0; q < cfg.queries; q++) await one(q, true);
@@ -161,7 +187,7 @@ async function measure(dir: string, n: number): Promise<SizeResult> {
       raw.push(performance.now() - s);
     }
   }
-  return { n, phases, total, raw };
+  return { n, phases, total, cpuPhases, cpuTotal, raw };
 }
 
 const root = args['kb-root'] ?? mkdtempSync(join(tmpdir(), 'retformer-bench-predict-'));
@@ -202,4 +228,12 @@ for (const p of PHASES) out.push(`| ${p} | ${results.map((r) => `${ms(pct(r.phas
 out.push(`| **total** | ${results.map((r) => `**${ms(pct(r.total, 0.5))}** | **${ms(mean(r.total))}** | **${ms(pct(r.total, 0.99))}**`).join(' | ')} |`);
 out.push(`| raw usearch search (same index, separately) | ${results.map((r) => `${ms(pct(r.raw, 0.5))} | ${ms(mean(r.raw))} | ${ms(pct(r.raw, 0.99))}`).join(' | ')} |`);
 out.push(`| total minus search | ${results.map((r) => `${ms(pct(r.total.map((t, i) => t - r.phases.get('search')![i]), 0.5))} | ${ms(mean(r.total) - mean(r.phases.get('search')!))} | ${ms(pct(r.total.map((t, i) => t - r.phases.get('search')![i]), 0.99))}`).join(' | ')} |`);
+out.push('');
+out.push('CPU time of the process per phase (user + system, ms; includes ~1 µs per mark for reading it):');
+out.push('');
+out.push(`| phase (CPU ms) | ${results.map((r) => `${r.n} pairs: p50 | mean`).join(' | ')} |`);
+out.push(`|---|${results.map(() => '---:|---:|').join('')}`);
+for (const p of PHASES) out.push(`| ${p} | ${results.map((r) => `${ms(pct(r.cpuPhases.get(p)!, 0.5))} | ${ms(mean(r.cpuPhases.get(p)!))}`).join(' | ')} |`);
+out.push(`| **total** | ${results.map((r) => `**${ms(pct(r.cpuTotal, 0.5))}** | **${ms(mean(r.cpuTotal))}**`).join(' | ')} |`);
+out.push(`| total minus search | ${results.map((r) => `${ms(pct(r.cpuTotal.map((t, i) => t - r.cpuPhases.get('search')![i]), 0.5))} | ${ms(mean(r.cpuTotal) - mean(r.cpuPhases.get('search')!))}`).join(' | ')} |`);
 process.stdout.write(`${out.join('\n')}\n`);
