@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { floatToHalf, floatToHalfBits, halfToFloat } from '../src/util/half.ts';
+import { floatToHalf, floatToHalfBits, halfToFloat, halfValue } from '../src/util/half.ts';
 import { NpyReader, NpyWriter, npyHeaderBytes, readNpyHeader } from '../src/kb/interop/npy.ts';
 import { RetformerError } from '../src/util/errors.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -70,6 +70,21 @@ test('f16: every finite half survives f16 -> f32 -> f16; known values and roundi
     const err = Math.abs(table[h] - v);
     for (const other of [h - 1, h + 1]) if (other >= 0 && other < 65536 && Number.isFinite(table[other])) assert.ok(Math.abs(table[other] - v) >= err, `${v}: ${h} is nearest`);
   }
+});
+
+test('f16 -> f32: every one of the 65,536 halves widens to its defined value (signed zeros, subnormals, infinities, NaN), also into a subarray', () => {
+  const all = new Uint16Array(65536);
+  for (let h = 0; h < 65536; h++) all[h] = h;
+  const backing = new Float32Array(65536 + 3).fill(7);
+  const out = halfToFloat(all, backing.subarray(2, 2 + 65536));
+  for (let h = 0; h < 65536; h++) {
+    const want = halfValue(h);
+    if (Number.isNaN(want)) assert.ok(Number.isNaN(out[h]), `half bits ${h} is NaN`);
+    else assert.ok(Object.is(out[h], want), `half bits ${h}: ${out[h]} != ${want}`);
+  }
+  assert.deepEqual([backing[0], backing[1], backing[65538]], [7, 7, 7], 'writes only its subarray');
+  assert.ok(Object.is(out[0x8000], -0), 'negative zero keeps its sign');
+  assert.equal(out[0x3555], 1365 / 4096, 'a normal half: (1 + 341/1024) * 2^-2');
 });
 
 test('writer then reader: f4 and f2 matrices, row ranges, header as NumPy writes it', () => {

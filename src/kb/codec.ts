@@ -34,7 +34,8 @@ export function decodeVectors(bytes: Uint8Array, dtype: KbDtype, dim: number): F
       return new Float32Array(copy.buffer);
     }
     case 'f16': {
-      const halves = new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+      // a view when aligned (rows read into a fresh buffer are), a copy otherwise
+      const halves = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(bytes.slice().buffer);
       return halfToFloat(halves);
     }
     case 'i8': {
