@@ -33,6 +33,12 @@ export const KB_FILES = {
 /** Index parameters: cosine HNSW. expansionSearch is the default ef (measured by bench/kb.ts to reach recall@32 >= 0.98). */
 export const DEFAULT_INDEX_PARAMS = { metric: 'cos', connectivity: 16, expansionAdd: 128, expansionSearch: 96 } as const;
 
+/** The default search breadth (ef) for an index of `indexedRows` rows: placeholder (the manifest's ef). */
+export function defaultSearchEf(indexedRows: number, manifestEf: number = DEFAULT_INDEX_PARAMS.expansionSearch): number {
+  void indexedRows;
+  return manifestEf;
+}
+
 
 /** Bytes one vector component takes at each dtype (vectors are stored at the KB's dtype). */
 export const DTYPE_BYTES: Record<KbDtype, number> = { f32: 4, f16: 2, i8: 1 };
