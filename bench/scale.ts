@@ -372,9 +372,46 @@ interface DtypeRow {
   load: string;
   sweep: { atDefault: SearchRow; perEf: SearchRow[] };
 }
+/** A KB of the first `small` rows, then prediction latency on it and on the big KB of `predictDtype`. */
+async function predictAtBothSizes(bigKbDir: string): Promise<{ smallImport: ReturnType<typeof child>; smallKbDir: string; lines: string[] }> {
+  // ---- the small KB (first `small` rows) for the prediction latency comparison --------------------
+  const smallClip = join(work, 'clip-small');
+  {
+    log(`a ${cfg.small}-pair KB from the first rows ...`);
+    const scan = await scanClipRetrieval(clipDir);
+    const writer = new ClipRetrievalWriter(smallClip, { dim, dtype: 'f2', partSize: cfg.small, totalRows: cfg.small, label: true, extras: [{ name: 'url', type: 'STRING' }], idColumn: false });
+    let done = 0;
+    for await (const b of readClipRetrievalPairs(scan, { batchSize: 1000 })) {
+      const take = b.pairs.slice(0, cfg.small - done);
+      const image = new Float32Array(take.length * dim);
+      const text = new Float32Array(take.length * dim);
+      take.forEach((p, i) => {
+        image.set(p.imageVector, i * dim);
+        text.set(p.textVector, i * dim);
+      });
+      await writer.append(
+        take.map((p) => p.meta),
+        image,
+        text,
+      );
+      done += take.length;
+      if (done >= cfg.small) break;
+    }
+    await writer.close();
+  }
+  const smallKbDir = join(work, `kb-small-${predictDtype}`);
+  rmSync(smallKbDir, { recursive: true, force: true });
+  const smallImport = child('import', ['--dir', smallClip, '--out', smallKbDir, '--encoder', encoderSpec, '--dtype', predictDtype]);
+  return { smallImport, smallKbDir, lines: await predictTable(bigKbDir, smallKbDir, n, cfg.small, dim, predictDtype, queries) };
+}
+
+// the prediction dtype first: its prediction figures and the --keep folder exist even if a later dtype is cut short
+const predictDtype: KbDtype = cfg.dtypes.includes('f16') ? 'f16' : cfg.dtypes[0];
+const dtypeOrder = [predictDtype, ...cfg.dtypes.filter((d) => d !== predictDtype)];
+let predicted: Awaited<ReturnType<typeof predictAtBothSizes>> | undefined;
 const rows: DtypeRow[] = [];
 const kbDirs = new Map<KbDtype, string>();
-for (const dtype of cfg.dtypes) {
+for (const dtype of dtypeOrder) {
   const kbDir = join(work, `kb-${dtype}`);
   rmSync(kbDir, { recursive: true, force: true });
   log(`import ${n} pairs into a ${dtype} KB (${cfg.threads === 0 ? 'all cores' : `${cfg.threads} thread(s)`} for HNSW inserts) ...`);
@@ -384,38 +421,13 @@ for (const dtype of cfg.dtypes) {
   kbDirs.set(dtype, kbDir);
   const sweep = await searchSweep(kbDir, queries, truth);
   rows.push({ dtype, importS: imp.seconds, rssMiB: imp.maxRssMiB, bytesPerPair: duBytes(kbDir) / n, load, sweep });
-}
-
-// ---- the small KB (first `small` rows) for the prediction latency comparison --------------------
-const smallClip = join(work, 'clip-small');
-{
-  log(`a ${cfg.small}-pair KB from the first rows ...`);
-  const scan = await scanClipRetrieval(clipDir);
-  const writer = new ClipRetrievalWriter(smallClip, { dim, dtype: 'f2', partSize: cfg.small, totalRows: cfg.small, label: true, extras: [{ name: 'url', type: 'STRING' }], idColumn: false });
-  let done = 0;
-  for await (const b of readClipRetrievalPairs(scan, { batchSize: 1000 })) {
-    const take = b.pairs.slice(0, cfg.small - done);
-    const image = new Float32Array(take.length * dim);
-    const text = new Float32Array(take.length * dim);
-    take.forEach((p, i) => {
-      image.set(p.imageVector, i * dim);
-      text.set(p.textVector, i * dim);
-    });
-    await writer.append(
-      take.map((p) => p.meta),
-      image,
-      text,
-    );
-    done += take.length;
-    if (done >= cfg.small) break;
+  if (dtype === predictDtype) {
+    predicted = await predictAtBothSizes(kbDir);
+    log(predicted.lines.join('\n'));
+    if (args.keep !== undefined) keepFolder(resolve(args.keep), kbDir, predicted.smallKbDir, load);
   }
-  await writer.close();
 }
-const predictDtype: KbDtype = cfg.dtypes.includes('f16') ? 'f16' : cfg.dtypes[0];
-const smallKbDir = join(work, `kb-small-${predictDtype}`);
-rmSync(smallKbDir, { recursive: true, force: true });
-const smallImport = child('import', ['--dir', smallClip, '--out', smallKbDir, '--encoder', encoderSpec, '--dtype', predictDtype]);
-const predict = await predictTable(kbDirs.get(predictDtype)!, smallKbDir, n, cfg.small, dim, predictDtype, queries);
+const { smallImport, lines: predict } = predicted!;
 
 // ---- report --------------------------------------------------------------------------------------
 const out: string[] = [];
@@ -443,19 +455,20 @@ for (const r of rows) out.push(...efTable(r.dtype, r.sweep), '');
 out.push(...predict);
 process.stdout.write(`${out.join('\n')}\n`);
 
-if (args.keep !== undefined) {
-  const keep = resolve(args.keep);
+if (args.work === undefined) rmSync(work, { recursive: true, force: true });
+
+/** Leave the big and the small KB, the queries and the exact truth at `keep`, for --reuse. */
+function keepFolder(keep: string, bigKbDir: string, smallKbDir: string, load: string): void {
   rmSync(keep, { recursive: true, force: true });
   mkdirSync(keep, { recursive: true });
-  moveFolder(kbDirs.get(predictDtype)!, join(keep, 'kb'));
+  moveFolder(bigKbDir, join(keep, 'kb'));
   moveFolder(smallKbDir, join(keep, 'kb-small'));
   writeFileSync(join(keep, 'queries.f32'), new Uint8Array(queries.buffer, queries.byteOffset, queries.byteLength));
   writeFileSync(join(keep, 'truth.json'), JSON.stringify(truth));
-  const kept: KeptRun = { n, small: cfg.small, dim, clusters: cfg.clusters, seed: cfg.seed, dtype: predictDtype, queries: cfg.queries, load: rows.find((r) => r.dtype === predictDtype)!.load };
+  const kept: KeptRun = { n, small: cfg.small, dim, clusters: cfg.clusters, seed: cfg.seed, dtype: predictDtype, queries: cfg.queries, load };
   writeFileSync(join(keep, 'bench.json'), `${JSON.stringify(kept, null, 2)}\n`);
   log(`kept the ${predictDtype} KBs, queries and exact truth at ${keep} (time them again: npm run bench:scale -- --reuse ${keep})`);
 }
-if (args.work === undefined) rmSync(work, { recursive: true, force: true });
 
 /** rename, or copy then delete across file systems. */
 function moveFolder(from: string, to: string): void {
