@@ -21,14 +21,12 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, 
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import usearch from 'usearch';
 import { z } from 'zod';
 import { writeTinyClip } from '../scripts/tiny-clip/index.ts';
 import { DEFAULT_TINY_CLIP_SIZES } from '../scripts/tiny-clip/model.ts';
 import { ClipRetrievalWriter } from '../src/kb/interop/clip-retrieval-writer.ts';
 import { readClipRetrievalPairs, scanClipRetrieval } from '../src/kb/interop/clip-retrieval.ts';
 import { importClipRetrieval } from '../src/kb/interop/import.ts';
-import { NpyReader } from '../src/kb/interop/npy.ts';
 import { defaultSearchEf } from '../src/kb/format.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import { openKnowledgeBaseSpec } from '../src/kb/registry.ts';
@@ -38,6 +36,7 @@ import { assembleInputs } from '../src/model/inputs.ts';
 import { ForwardGraph } from '../src/model/onnx/session.ts';
 import { initParams, paramSpecs } from '../src/model/params.ts';
 import { Rng } from '../src/util/rng.ts';
+import { exactTopK, scaleData } from './scale-data.ts';
 
 const args = parseArgs({
   options: {
@@ -262,33 +261,8 @@ log(`work folder ${work}`);
 const loadAtStart = loadAverage();
 
 // ---- data: clustered unit vectors; text = its image's direction plus noise; queries held out ----
-const rng = new Rng(cfg.seed);
-const centres = new Float32Array(cfg.clusters * dim);
-for (let i = 0; i < centres.length; i++) centres[i] = rng.normal() / Math.sqrt(dim);
-
-function normalise(v: Float32Array, off: number): void {
-  let s = 0;
-  for (let j = 0; j < dim; j++) s += v[off + j] ** 2;
-  const inv = 1 / Math.sqrt(s);
-  for (let j = 0; j < dim; j++) v[off + j] *= inv;
-}
-
-/** count pairs: image [count, dim], text [count, dim], cluster of each. */
-function generate(count: number, r: Rng): { image: Float32Array; text: Float32Array; cluster: Int32Array } {
-  const image = new Float32Array(count * dim);
-  const text = new Float32Array(count * dim);
-  const cluster = new Int32Array(count);
-  const noise = 0.9 / Math.sqrt(dim);
-  for (let i = 0; i < count; i++) {
-    const c = r.int(cfg.clusters);
-    cluster[i] = c;
-    for (let j = 0; j < dim; j++) image[i * dim + j] = centres[c * dim + j] + r.normal() * noise;
-    normalise(image, i * dim);
-    for (let j = 0; j < dim; j++) text[i * dim + j] = image[i * dim + j] + r.normal() * noise;
-    normalise(text, i * dim);
-  }
-  return { image, text, cluster };
-}
+const data = scaleData(cfg.seed, cfg.clusters, dim);
+const generate = data.generate;
 
 const clipDir = join(work, 'clip');
 const encoderDir = join(work, 'encoder');
@@ -317,34 +291,13 @@ let t = performance.now();
   await writer.close();
 }
 const writeS = (performance.now() - t) / 1000;
-const queries = generate(cfg.queries, new Rng(cfg.seed + 2)).image; // [q, dim]
+const queries = data.queries(cfg.queries); // [q, dim]
 log(`  ${writeS.toFixed(1)} s`);
 
 // ---- exact ground truth over the stored (f16-widened) image vectors, block by block ------------
 log('exact top-32 of every query (usearch exactSearch, block by block) ...');
 t = performance.now();
-const truthLists: Array<Array<{ key: number; d: number }>> = Array.from({ length: cfg.queries }, () => []);
-{
-  const scan = await scanClipRetrieval(clipDir);
-  for (const part of scan.parts) {
-    const reader = NpyReader.open(part.image);
-    const block = 50_000;
-    for (let s = 0; s < part.rows; s += block) {
-      const count = Math.min(block, part.rows - s);
-      const data = reader.readRows(s, count);
-      const res = usearch.exactSearch(data, queries, dim, Math.min(K, count), usearch.MetricKind.Cos, 0) as unknown as { keys: BigUint64Array; distances: Float32Array };
-      const kk = Math.min(K, count);
-      for (let q = 0; q < cfg.queries; q++) {
-        const list = truthLists[q];
-        for (let j = 0; j < kk; j++) list.push({ key: part.firstRow + s + Number(res.keys[q * kk + j]), d: res.distances[q * kk + j] });
-        list.sort((a, b) => a.d - b.d);
-        list.length = Math.min(list.length, K);
-      }
-    }
-    reader.close();
-  }
-}
-const truth = truthLists.map((l) => l.map((x) => x.key));
+const truth = await exactTopK(clipDir, queries, dim, K);
 log(`  ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
 // ---- imports, each in its own process (its maxRSS is the import's peak) -------------------------
