@@ -20,12 +20,12 @@ const CHUNK_ROWS = 4096;
  * untouched (recovery deletes the unnamed new files); after, G+1 is complete and the old files
  * are deleted right away (disk is what compaction is for).
  */
-export function compactFolder(
+export async function compactFolder(
   dir: string,
   m: FileKbManifest,
   from: { tombstones: ReadonlySet<number>; meta: MetaStore; vectors: Record<Modality, VectorFile> },
   indexThreads: number,
-): FileKbManifest {
+): Promise<FileKbManifest> {
   const generation = m.generation + 1;
   const live: number[] = [];
   for (let r = 0; r < m.folder.rows; r++) if (!from.tombstones.has(r)) live.push(r);
@@ -65,7 +65,7 @@ export function compactFolder(
 
   for (const modality of ['image', 'text'] as const) {
     buildIndex(join(dir, modality === 'image' ? files.imageIndex : files.textIndex), m, live, from.vectors[modality], indexThreads);
-    collectDroppedIndexes(); // one index in memory at a time
+    await collectDroppedIndexes(); // one index in memory at a time
   }
   fsyncPath(dir);
   crashPoint('compact:before-manifest');

@@ -458,7 +458,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     try {
       this.syncLocked();
       const g = this.gen;
-      compactFolder(this.folder, g.manifest, { tombstones: g.tombstones, meta: g.meta, vectors: g.vectors }, options.indexThreads ?? 1);
+      await compactFolder(this.folder, g.manifest, { tombstones: g.tombstones, meta: g.meta, vectors: g.vectors }, options.indexThreads ?? 1);
     } finally {
       release();
     }

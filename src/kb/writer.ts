@@ -142,7 +142,7 @@ export class FolderWriter implements KbWriter {
     this.done = true;
     let next: FileKbManifest | undefined;
     try {
-      next = this.writeGeneration();
+      next = await this.writeGeneration();
     } catch (err) {
       this.closeFds(false);
       await this.host.finish(undefined);
@@ -152,7 +152,7 @@ export class FolderWriter implements KbWriter {
     return next;
   }
 
-  private writeGeneration(): FileKbManifest {
+  private async writeGeneration(): Promise<FileKbManifest> {
     const base = this.base;
     const dir = this.host.dir;
     const appended = this.rows > base.folder.rows;
@@ -170,7 +170,7 @@ export class FolderWriter implements KbWriter {
       files.textIndex = indexFileName('text', generation);
       for (const modality of ['image', 'text'] as const) {
         this.writeIndex(modality, join(dir, modality === 'image' ? files.imageIndex : files.textIndex));
-        collectDroppedIndexes(); // the index just saved is unreferenced now: free it before the next one
+        await collectDroppedIndexes(); // the index just saved is unreferenced now: free it before the next one
       }
       crashPoint('add:before-manifest');
     }
