@@ -17,18 +17,17 @@
  *   npm run bench:scale -- --n 200000
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import usearch from 'usearch';
 import { z } from 'zod';
 import { writeTinyClip } from '../scripts/tiny-clip/index.ts';
 import { DEFAULT_TINY_CLIP_SIZES } from '../scripts/tiny-clip/model.ts';
 import { ClipRetrievalWriter } from '../src/kb/interop/clip-retrieval-writer.ts';
 import { readClipRetrievalPairs, scanClipRetrieval } from '../src/kb/interop/clip-retrieval.ts';
 import { importClipRetrieval } from '../src/kb/interop/import.ts';
-import { NpyReader } from '../src/kb/interop/npy.ts';
+import { defaultSearchEf } from '../src/kb/format.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import { openKnowledgeBaseSpec } from '../src/kb/registry.ts';
 import { KB_DTYPES, type KbDtype, type PairMeta, type WritableKnowledgeBase } from '../src/kb/types.ts';
@@ -37,6 +36,7 @@ import { assembleInputs } from '../src/model/inputs.ts';
 import { ForwardGraph } from '../src/model/onnx/session.ts';
 import { initParams, paramSpecs } from '../src/model/params.ts';
 import { Rng } from '../src/util/rng.ts';
+import { exactTopK, scaleData } from './scale-data.ts';
 
 const args = parseArgs({
   options: {
@@ -50,7 +50,11 @@ const args = parseArgs({
     threads: { type: 'string', default: '0' },
     seed: { type: 'string', default: '1' },
     work: { type: 'string' },
-    keep: { type: 'boolean', default: false },
+    ef: { type: 'string', default: '96,128,192,256,384' },
+    // leave the predict-dtype KB, the small KB, the queries and the exact truth at DIR (for --reuse)
+    keep: { type: 'string' },
+    // time search + full prediction on a folder a --keep run left (no generation, no import)
+    reuse: { type: 'string' },
     // internal: run one import in this process and print its time and maxRSS as JSON
     child: { type: 'string' },
     dir: { type: 'string' },
@@ -70,8 +74,13 @@ if (args.child !== undefined) {
   const t = performance.now();
   let rows = 0;
   if (args.child === 'import') {
-    const m = await importClipRetrieval({ dir: args.dir!, out: args.out!, encoderSpec: args.encoder!, dtype: args.dtype as KbDtype, indexThreads: Number(args.threads), quiet: true });
+    const phases: Record<string, number> = {};
+    const onProgress = (p: { phase: string }) => {
+      phases[p.phase] ??= (performance.now() - t) / 1000; // when each indexing phase began
+    };
+    const m = await importClipRetrieval({ dir: args.dir!, out: args.out!, encoderSpec: args.encoder!, dtype: args.dtype as KbDtype, indexThreads: Number(args.threads), quiet: true, onProgress });
     rows = m.count;
+    process.stderr.write(`  import phases began at (s): ${JSON.stringify(phases)}\n`);
   } else if (args.child === 'read') {
     for await (const b of readClipRetrievalPairs(await scanClipRetrieval(args.dir!))) rows += b.pairs.length;
   } else throw new Error(`unknown child mode ${args.child}`);
@@ -90,42 +99,175 @@ const cfg = z
     partSize: z.coerce.number().int().min(1),
     threads: z.coerce.number().int().min(0),
     seed: z.coerce.number().int(),
+    ef: z.string().transform((s) => (s === '' ? [] : s.split(',').map((e) => z.coerce.number().int().min(1).parse(e)))),
   })
   .parse({ ...args, partSize: args['part-size'] });
-const { n, dim } = cfg;
 
+const f = (x: number, d = 0) => x.toFixed(d);
+
+/** What a --keep folder holds besides its two KBs: enough to time the same queries again. */
+interface KeptRun {
+  n: number;
+  small: number;
+  dim: number;
+  clusters: number;
+  seed: number;
+  dtype: KbDtype;
+  queries: number;
+  load: string;
+}
+
+interface SearchRow {
+  ef: number | undefined;
+  kbRecall: number;
+  rawRecall: number;
+  kbQps: number;
+  rawQps: number;
+}
+
+/** recall@32 and one-query-at-a-time QPS, through kb.search and through raw usearch on the same index file, at one ef (undefined = the KB's default). */
+async function searchBench(kb: WritableKnowledgeBase, kbDir: string, queries: Float32Array, truth: number[][], ef: number | undefined): Promise<SearchRow> {
+  const dim = kb.dim;
+  const count = queries.length / dim;
+  const q1 = (q: number) => queries.subarray(q * dim, (q + 1) * dim);
+  const truthSets = truth.map((keys) => new Set(keys));
+  const recallOf = (found: number[][]) => found.reduce((acc, rows, q) => acc + rows.filter((r) => truthSets[q].has(r)).length / K, 0) / found.length;
+  const m = kb.manifest as unknown as { dtype: KbDtype; count: number; folder: { rows: number; files: { imageIndex: string }; index: Parameters<typeof newHnswIndex>[1] } };
+  const rawEf = ef ?? defaultSearchEf(m.folder.rows);
+  const raw = newHnswIndex(dim, m.folder.index, m.dtype, rawEf);
+  raw.view(join(kbDir, m.folder.files.imageIndex));
+  const runRaw = () => Array.from({ length: count }, (_, q) => Array.from((raw.search(q1(q), K, 1) as unknown as { keys: BigUint64Array }).keys, Number));
+  const runKb = async () => {
+    const out: number[][] = [];
+    for (let q = 0; q < count; q++) out.push((await kb.search(q1(q), { k: K, queryEncoderId: kb.encoderId, ef }))[0].map((nb) => nb.row));
+    return out;
+  };
+  const rawFound = runRaw(); // warm-up pages the mapped index in
+  const kbFound = await runKb();
+  let rawBest = Number.POSITIVE_INFINITY;
+  let kbBest = Number.POSITIVE_INFINITY;
+  for (let round = 0; round < 3; round++) {
+    let s = performance.now();
+    runRaw();
+    rawBest = Math.min(rawBest, performance.now() - s);
+    s = performance.now();
+    await runKb();
+    kbBest = Math.min(kbBest, performance.now() - s);
+  }
+  return { ef: rawEf, kbRecall: recallOf(kbFound), rawRecall: recallOf(rawFound), kbQps: (count / kbBest) * 1000, rawQps: (count / rawBest) * 1000 };
+}
+
+/** The default ef, then every ef of --ef, on one KB. */
+async function searchSweep(kbDir: string, queries: Float32Array, truth: number[][]): Promise<{ atDefault: SearchRow; perEf: SearchRow[] }> {
+  const kb = await openKnowledgeBaseSpec(kbDir);
+  try {
+    const atDefault = await searchBench(kb, kbDir, queries, truth, undefined);
+    log(`  default ef ${atDefault.ef}: recall@32 ${atDefault.kbRecall.toFixed(4)} (raw ${atDefault.rawRecall.toFixed(4)}), ${atDefault.kbQps.toFixed(0)} QPS (raw ${atDefault.rawQps.toFixed(0)})`);
+    const perEf: SearchRow[] = [];
+    for (const ef of cfg.ef) {
+      const r = await searchBench(kb, kbDir, queries, truth, ef);
+      log(`  ef ${ef}: recall@32 ${r.kbRecall.toFixed(4)} (raw ${r.rawRecall.toFixed(4)}), ${r.kbQps.toFixed(0)} QPS (raw ${r.rawQps.toFixed(0)})`);
+      perEf.push(r);
+    }
+    return { atDefault, perEf };
+  } finally {
+    await kb.close();
+  }
+}
+
+function efTable(dtype: KbDtype, sweep: { atDefault: SearchRow; perEf: SearchRow[] }): string[] {
+  const out = ['| dtype | ef | recall@32 (KB) | recall@32 (raw usearch) | QPS KB (1 thread) | QPS raw usearch | KB / raw |', '|---|---:|---:|---:|---:|---:|---:|'];
+  const rowOf = (r: SearchRow, name: string) => `| ${dtype} | ${name} | ${r.kbRecall.toFixed(4)} | ${r.rawRecall.toFixed(4)} | ${f(r.kbQps)} | ${f(r.rawQps)} | ${(r.kbQps / r.rawQps).toFixed(2)} |`;
+  out.push(rowOf(sweep.atDefault, `default (${sweep.atDefault.ef})`));
+  for (const r of sweep.perEf) out.push(rowOf(r, String(r.ef)));
+  return out;
+}
+
+// ---- full prediction latency: retrieval + neighbour vectors + forward graph ---------------------
+const config = ModelConfigSchema.parse({});
+const slots = Int32Array.from({ length: config.k }, (_, j) => j); // neighbour j sits in row j of the fetched vectors
+
+async function predictLatency(kbDir: string, queries: Float32Array, forward: ForwardGraph): Promise<{ p50: number; p99: number; mean: number; cpuP50: number }> {
+  const kb = await openKnowledgeBaseSpec(kbDir);
+  const dim = kb.dim;
+  const count = queries.length / dim;
+  const one = async (q: number) => {
+    const z = queries.subarray(q * dim, (q + 1) * dim);
+    const [found] = await kb.search(z, { k: config.k, queryEncoderId: kb.encoderId });
+    const rowsK = found.map((nb) => nb.row);
+    const vectors = { images: await kb.vectors(rowsK, 'image'), texts: await kb.vectors(rowsK, 'text') }; // [k, dim] each
+    await forward.run(assembleInputs(z, 1, dim, config.k, slots, vectors)); // [z; neighbour images], [neighbour texts]
+  };
+  for (let q = 0; q < Math.min(50, count); q++) await one(q); // warm-up: sessions, mapped pages
+  const times: number[] = [];
+  const cpu: number[] = []; // CPU ms of this process per prediction (user + system): less inflated by other work on the cores
+  for (let round = 0; round < 2; round++) {
+    for (let q = 0; q < count; q++) {
+      const c = process.cpuUsage();
+      const s = performance.now();
+      await one(q);
+      times.push(performance.now() - s);
+      const used = process.cpuUsage(c);
+      cpu.push((used.user + used.system) / 1000);
+    }
+  }
+  await kb.close();
+  times.sort((a, b) => a - b);
+  const at = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+  cpu.sort((a, b) => a - b);
+  return { p50: at(0.5), p99: at(0.99), mean: times.reduce((a, b) => a + b, 0) / times.length, cpuP50: cpu[Math.floor(cpu.length / 2)] };
+}
+
+async function predictTable(bigDir: string, smallDir: string, n: number, small: number, dim: number, dtype: KbDtype, queries: Float32Array): Promise<string[]> {
+  const dims = { inputDim: dim, classes: 1000 };
+  const forward = new ForwardGraph(config, dims, initParams(paramSpecs(config, dims), 0), { threads: 1 });
+  log(`prediction latency at ${n} and ${small} pairs (${dtype} KBs) ...`);
+  const big = await predictLatency(bigDir, queries, forward);
+  const little = await predictLatency(smallDir, queries, forward);
+  await forward.release();
+  return [
+    `Full prediction, embedding given (retrieval k = ${config.k} at the default ef + neighbour vectors + forward graph, d = ${config.width}, ${config.heads} heads, ${config.layers} layers, ${dims.classes} classes, random weights, 1 thread), ${dtype} KB, ${(2 * queries.length) / dim} predictions:`,
+    '',
+    '| KB pairs | p50 (ms) | p99 (ms) | mean (ms) | CPU p50 (ms) |',
+    '|---:|---:|---:|---:|---:|',
+    `| ${small} | ${little.p50.toFixed(2)} | ${little.p99.toFixed(2)} | ${little.mean.toFixed(2)} | ${little.cpuP50.toFixed(2)} |`,
+    `| ${n} | ${big.p50.toFixed(2)} | ${big.p99.toFixed(2)} | ${big.mean.toFixed(2)} | ${big.cpuP50.toFixed(2)} |`,
+  ];
+}
+
+const loadAverage = () => loadavg().map((x) => x.toFixed(2)).join(', ');
+
+if (args.reuse !== undefined) {
+  // ---- --reuse DIR: search + prediction timings on the KBs a --keep run left ---------------------
+  const dir = resolve(args.reuse);
+  const kept = JSON.parse(readFileSync(join(dir, 'bench.json'), 'utf8')) as KeptRun;
+  const raw = readFileSync(join(dir, 'queries.f32'));
+  const queries = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)); // [q, dim]
+  const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as number[][];
+  const loadBefore = loadAverage();
+  log(`search at ${kept.n} pairs (${kept.dtype}), ${truth.length} queries ...`);
+  const sweep = await searchSweep(join(dir, 'kb'), queries, truth);
+  const predict = await predictTable(join(dir, 'kb'), join(dir, 'kb-small'), kept.n, kept.small, kept.dim, kept.dtype, queries);
+  const out = [
+    `bench:scale --reuse ${dir} — the ${kept.n}-pair ${kept.dtype} KB a --keep run left (built with load average ${kept.load}); ${truth.length} queries, k = ${K}; load average now ${loadBefore} -> ${loadAverage()}`,
+    '',
+    ...efTable(kept.dtype, sweep),
+    '',
+    ...predict,
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+  process.exit(0);
+}
+
+const { n, dim } = cfg;
 const work = resolve(args.work ?? mkdtempSync(join(tmpdir(), 'retformer-bench-scale-')));
 mkdirSync(work, { recursive: true });
 log(`work folder ${work}`);
+const loadAtStart = loadAverage();
 
 // ---- data: clustered unit vectors; text = its image's direction plus noise; queries held out ----
-const rng = new Rng(cfg.seed);
-const centres = new Float32Array(cfg.clusters * dim);
-for (let i = 0; i < centres.length; i++) centres[i] = rng.normal() / Math.sqrt(dim);
-
-function normalise(v: Float32Array, off: number): void {
-  let s = 0;
-  for (let j = 0; j < dim; j++) s += v[off + j] ** 2;
-  const inv = 1 / Math.sqrt(s);
-  for (let j = 0; j < dim; j++) v[off + j] *= inv;
-}
-
-/** count pairs: image [count, dim], text [count, dim], cluster of each. */
-function generate(count: number, r: Rng): { image: Float32Array; text: Float32Array; cluster: Int32Array } {
-  const image = new Float32Array(count * dim);
-  const text = new Float32Array(count * dim);
-  const cluster = new Int32Array(count);
-  const noise = 0.9 / Math.sqrt(dim);
-  for (let i = 0; i < count; i++) {
-    const c = r.int(cfg.clusters);
-    cluster[i] = c;
-    for (let j = 0; j < dim; j++) image[i * dim + j] = centres[c * dim + j] + r.normal() * noise;
-    normalise(image, i * dim);
-    for (let j = 0; j < dim; j++) text[i * dim + j] = image[i * dim + j] + r.normal() * noise;
-    normalise(text, i * dim);
-  }
-  return { image, text, cluster };
-}
+const data = scaleData(cfg.seed, cfg.clusters, dim);
+const generate = data.generate;
 
 const clipDir = join(work, 'clip');
 const encoderDir = join(work, 'encoder');
@@ -154,35 +296,13 @@ let t = performance.now();
   await writer.close();
 }
 const writeS = (performance.now() - t) / 1000;
-const queries = generate(cfg.queries, new Rng(cfg.seed + 2)).image; // [q, dim]
+const queries = data.queries(cfg.queries); // [q, dim]
 log(`  ${writeS.toFixed(1)} s`);
 
 // ---- exact ground truth over the stored (f16-widened) image vectors, block by block ------------
 log('exact top-32 of every query (usearch exactSearch, block by block) ...');
 t = performance.now();
-const truth: Array<Array<{ key: number; d: number }>> = Array.from({ length: cfg.queries }, () => []);
-{
-  const scan = await scanClipRetrieval(clipDir);
-  for (const part of scan.parts) {
-    const reader = NpyReader.open(part.image);
-    const block = 50_000;
-    for (let s = 0; s < part.rows; s += block) {
-      const count = Math.min(block, part.rows - s);
-      const data = reader.readRows(s, count);
-      const res = usearch.exactSearch(data, queries, dim, Math.min(K, count), usearch.MetricKind.Cos, 0) as unknown as { keys: BigUint64Array; distances: Float32Array };
-      const kk = Math.min(K, count);
-      for (let q = 0; q < cfg.queries; q++) {
-        const list = truth[q];
-        for (let j = 0; j < kk; j++) list.push({ key: part.firstRow + s + Number(res.keys[q * kk + j]), d: res.distances[q * kk + j] });
-        list.sort((a, b) => a.d - b.d);
-        list.length = Math.min(list.length, K);
-      }
-    }
-    reader.close();
-  }
-}
-const truthSets = truth.map((l) => new Set(l.map((x) => x.key)));
-const recallOf = (found: number[][]) => found.reduce((acc, rows, q) => acc + rows.filter((r) => truthSets[q].has(r)).length / K, 0) / found.length;
+const truth = await exactTopK(clipDir, queries, dim, K);
 log(`  ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
 // ---- imports, each in its own process (its maxRSS is the import's peak) -------------------------
@@ -207,160 +327,114 @@ interface DtypeRow {
   importS: number;
   rssMiB: number;
   bytesPerPair: number;
-  kbRecall: number;
-  rawRecall: number;
-  kbQps: number;
-  rawQps: number;
+  load: string;
+  sweep: { atDefault: SearchRow; perEf: SearchRow[] };
 }
-const rows: DtypeRow[] = [];
-const q1 = (q: number) => queries.subarray(q * dim, (q + 1) * dim);
-
-async function searchBench(kb: WritableKnowledgeBase, kbDir: string, dtype: KbDtype): Promise<Omit<DtypeRow, 'dtype' | 'importS' | 'rssMiB' | 'bytesPerPair'>> {
-  const m = kb.manifest as unknown as { folder: { files: { imageIndex: string }; index: Parameters<typeof newHnswIndex>[1] } };
-  const raw = newHnswIndex(dim, m.folder.index, dtype);
-  raw.view(join(kbDir, m.folder.files.imageIndex));
-  const runRaw = () => Array.from({ length: cfg.queries }, (_, q) => Array.from((raw.search(q1(q), K, 1) as unknown as { keys: BigUint64Array }).keys, Number));
-  const runKb = async () => {
-    const out: number[][] = [];
-    for (let q = 0; q < cfg.queries; q++) out.push((await kb.search(q1(q), { k: K, queryEncoderId: kb.encoderId }))[0].map((nb) => nb.row));
-    return out;
-  };
-  const rawFound = runRaw(); // warm-up pages the mapped index in
-  const kbFound = await runKb();
-  let rawBest = Number.POSITIVE_INFINITY;
-  let kbBest = Number.POSITIVE_INFINITY;
-  for (let round = 0; round < 3; round++) {
-    let s = performance.now();
-    runRaw();
-    rawBest = Math.min(rawBest, performance.now() - s);
-    s = performance.now();
-    await runKb();
-    kbBest = Math.min(kbBest, performance.now() - s);
+/** A KB of the first `small` rows, then prediction latency on it and on the big KB of `predictDtype`. */
+async function predictAtBothSizes(bigKbDir: string): Promise<{ smallImport: ReturnType<typeof child>; smallKbDir: string; lines: string[] }> {
+  // ---- the small KB (first `small` rows) for the prediction latency comparison --------------------
+  const smallClip = join(work, 'clip-small');
+  {
+    log(`a ${cfg.small}-pair KB from the first rows ...`);
+    const scan = await scanClipRetrieval(clipDir);
+    const writer = new ClipRetrievalWriter(smallClip, { dim, dtype: 'f2', partSize: cfg.small, totalRows: cfg.small, label: true, extras: [{ name: 'url', type: 'STRING' }], idColumn: false });
+    let done = 0;
+    for await (const b of readClipRetrievalPairs(scan, { batchSize: 1000 })) {
+      const take = b.pairs.slice(0, cfg.small - done);
+      const image = new Float32Array(take.length * dim);
+      const text = new Float32Array(take.length * dim);
+      take.forEach((p, i) => {
+        image.set(p.imageVector, i * dim);
+        text.set(p.textVector, i * dim);
+      });
+      await writer.append(
+        take.map((p) => p.meta),
+        image,
+        text,
+      );
+      done += take.length;
+      if (done >= cfg.small) break;
+    }
+    await writer.close();
   }
-  return { kbRecall: recallOf(kbFound), rawRecall: recallOf(rawFound), kbQps: (cfg.queries / kbBest) * 1000, rawQps: (cfg.queries / rawBest) * 1000 };
+  const smallKbDir = join(work, `kb-small-${predictDtype}`);
+  rmSync(smallKbDir, { recursive: true, force: true });
+  const smallImport = child('import', ['--dir', smallClip, '--out', smallKbDir, '--encoder', encoderSpec, '--dtype', predictDtype]);
+  return { smallImport, smallKbDir, lines: await predictTable(bigKbDir, smallKbDir, n, cfg.small, dim, predictDtype, queries) };
 }
 
+// the prediction dtype first: its prediction figures and the --keep folder exist even if a later dtype is cut short
+const predictDtype: KbDtype = cfg.dtypes.includes('f16') ? 'f16' : cfg.dtypes[0];
+const dtypeOrder = [predictDtype, ...cfg.dtypes.filter((d) => d !== predictDtype)];
+let predicted: Awaited<ReturnType<typeof predictAtBothSizes>> | undefined;
+const rows: DtypeRow[] = [];
 const kbDirs = new Map<KbDtype, string>();
-for (const dtype of cfg.dtypes) {
+for (const dtype of dtypeOrder) {
   const kbDir = join(work, `kb-${dtype}`);
   rmSync(kbDir, { recursive: true, force: true });
   log(`import ${n} pairs into a ${dtype} KB (${cfg.threads === 0 ? 'all cores' : `${cfg.threads} thread(s)`} for HNSW inserts) ...`);
   const imp = child('import', ['--dir', clipDir, '--out', kbDir, '--encoder', encoderSpec, '--dtype', dtype]);
-  log(`  ${imp.seconds.toFixed(1)} s, maxRSS ${imp.maxRssMiB.toFixed(0)} MiB`);
+  const load = loadAverage();
+  log(`  ${imp.seconds.toFixed(1)} s, maxRSS ${imp.maxRssMiB.toFixed(0)} MiB, load average ${load}`);
   kbDirs.set(dtype, kbDir);
-  const kb = await openKnowledgeBaseSpec(kbDir);
-  const s = await searchBench(kb, kbDir, dtype);
-  await kb.close();
-  rows.push({ dtype, importS: imp.seconds, rssMiB: imp.maxRssMiB, bytesPerPair: duBytes(kbDir) / n, ...s });
-  log(`  recall@32 ${s.kbRecall.toFixed(4)} (raw ${s.rawRecall.toFixed(4)}), ${s.kbQps.toFixed(0)} QPS (raw ${s.rawQps.toFixed(0)})`);
-}
-
-// ---- the small KB (first `small` rows) for the prediction latency comparison --------------------
-const smallClip = join(work, 'clip-small');
-{
-  log(`a ${cfg.small}-pair KB from the first rows ...`);
-  const scan = await scanClipRetrieval(clipDir);
-  const writer = new ClipRetrievalWriter(smallClip, { dim, dtype: 'f2', partSize: cfg.small, totalRows: cfg.small, label: true, extras: [{ name: 'url', type: 'STRING' }], idColumn: false });
-  let done = 0;
-  for await (const b of readClipRetrievalPairs(scan, { batchSize: 1000 })) {
-    const take = b.pairs.slice(0, cfg.small - done);
-    const image = new Float32Array(take.length * dim);
-    const text = new Float32Array(take.length * dim);
-    take.forEach((p, i) => {
-      image.set(p.imageVector, i * dim);
-      text.set(p.textVector, i * dim);
-    });
-    await writer.append(
-      take.map((p) => p.meta),
-      image,
-      text,
-    );
-    done += take.length;
-    if (done >= cfg.small) break;
+  const sweep = await searchSweep(kbDir, queries, truth);
+  rows.push({ dtype, importS: imp.seconds, rssMiB: imp.maxRssMiB, bytesPerPair: duBytes(kbDir) / n, load, sweep });
+  if (dtype === predictDtype) {
+    predicted = await predictAtBothSizes(kbDir);
+    log(predicted.lines.join('\n'));
+    if (args.keep !== undefined) keepFolder(resolve(args.keep), kbDir, predicted.smallKbDir, load);
   }
-  await writer.close();
 }
-const predictDtype: KbDtype = cfg.dtypes.includes('f16') ? 'f16' : cfg.dtypes[0];
-const smallKbDir = join(work, `kb-small-${predictDtype}`);
-rmSync(smallKbDir, { recursive: true, force: true });
-const smallImport = child('import', ['--dir', smallClip, '--out', smallKbDir, '--encoder', encoderSpec, '--dtype', predictDtype]);
-
-// ---- full prediction latency: retrieval + neighbour vectors + forward graph ---------------------
-const config = ModelConfigSchema.parse({});
-const dims = { inputDim: dim, classes: 1000 };
-const forward = new ForwardGraph(config, dims, initParams(paramSpecs(config, dims), 0), { threads: 1 });
-
-const slots = Int32Array.from({ length: config.k }, (_, j) => j); // neighbour j sits in row j of the fetched vectors
-
-async function predictLatency(kbDir: string): Promise<{ p50: number; p99: number; mean: number; cpuP50: number }> {
-  const kb = await openKnowledgeBaseSpec(kbDir);
-  const one = async (q: number) => {
-    const z = q1(q);
-    const [found] = await kb.search(z, { k: config.k, queryEncoderId: kb.encoderId });
-    const rowsK = found.map((nb) => nb.row);
-    const vectors = { images: await kb.vectors(rowsK, 'image'), texts: await kb.vectors(rowsK, 'text') }; // [k, dim] each
-    await forward.run(assembleInputs(z, 1, dim, config.k, slots, vectors)); // [z; neighbour images], [neighbour texts]
-  };
-  for (let q = 0; q < Math.min(50, cfg.queries); q++) await one(q); // warm-up: sessions, mapped pages
-  const times: number[] = [];
-  const cpu: number[] = []; // CPU ms of this process per prediction (user + system): less inflated by other work on the cores
-  for (let round = 0; round < 2; round++) {
-    for (let q = 0; q < cfg.queries; q++) {
-      const c = process.cpuUsage();
-      const s = performance.now();
-      await one(q);
-      times.push(performance.now() - s);
-      const used = process.cpuUsage(c);
-      cpu.push((used.user + used.system) / 1000);
-    }
-  }
-  await kb.close();
-  times.sort((a, b) => a - b);
-  const at = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
-  cpu.sort((a, b) => a - b);
-  return { p50: at(0.5), p99: at(0.99), mean: times.reduce((a, b) => a + b, 0) / times.length, cpuP50: cpu[Math.floor(cpu.length / 2)] };
-}
-log(`prediction latency at ${n} and ${cfg.small} pairs (${predictDtype} KBs) ...`);
-const big = await predictLatency(kbDirs.get(predictDtype)!);
-const small = await predictLatency(smallKbDir);
-await forward.release();
+const { smallImport, lines: predict } = predicted!;
 
 // ---- report --------------------------------------------------------------------------------------
-const f = (x: number, d = 0) => x.toFixed(d);
 const out: string[] = [];
-out.push(`bench:scale — ${n} clustered ${dim}-d pairs (${cfg.clusters} clusters) in clip-retrieval parts of ${cfg.partSize} (f16 .npy + Parquet), ${cfg.queries} held-out queries, k = ${K}, HNSW M16 efC128, default ef`);
+out.push(`bench:scale — ${n} clustered ${dim}-d pairs (${cfg.clusters} clusters) in clip-retrieval parts of ${cfg.partSize} (f16 .npy + Parquet), ${cfg.queries} held-out queries, k = ${K}, HNSW M16 efC128, ${cfg.threads === 0 ? 'all cores' : `${cfg.threads} thread(s)`} for HNSW inserts; load average at start ${loadAtStart}, at the end ${loadAverage()}`);
 out.push('');
 out.push(`- writing the parts: ${f(writeS, 1)} s; reading and checking them (no KB): ${f(readOnly.seconds, 1)} s (${f(n / readOnly.seconds)} pairs/s), maxRSS ${f(readOnly.maxRssMiB)} MiB`);
 out.push(`- import of ${cfg.small} pairs (${predictDtype}): ${f(smallImport.seconds, 1)} s, maxRSS ${f(smallImport.maxRssMiB)} MiB`);
 out.push('');
-out.push('| dtype | import + HNSW build (s) | pairs/s | import maxRSS (MiB) | bytes / pair | recall@32 (KB) | recall@32 (raw usearch) | QPS KB (1 thread) | QPS raw usearch | KB / raw |');
-out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+out.push('| dtype | import + HNSW build (s) | pairs/s | import maxRSS (MiB) | bytes / pair | default ef | recall@32 (KB) | recall@32 (raw usearch) | QPS KB (1 thread) | QPS raw usearch | KB / raw | load average after import |');
+out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
 for (const r of rows) {
-  out.push(`| ${r.dtype} | ${f(r.importS, 1)} | ${f(n / r.importS)} | ${f(r.rssMiB)} | ${f(r.bytesPerPair)} | ${r.kbRecall.toFixed(4)} | ${r.rawRecall.toFixed(4)} | ${f(r.kbQps)} | ${f(r.rawQps)} | ${(r.kbQps / r.rawQps).toFixed(2)} |`);
+  const s = r.sweep.atDefault;
+  out.push(`| ${r.dtype} | ${f(r.importS, 1)} | ${f(n / r.importS)} | ${f(r.rssMiB)} | ${f(r.bytesPerPair)} | ${s.ef} | ${s.kbRecall.toFixed(4)} | ${s.rawRecall.toFixed(4)} | ${f(s.kbQps)} | ${f(s.rawQps)} | ${(s.kbQps / s.rawQps).toFixed(2)} | ${r.load} |`);
 }
 const f32 = rows.find((r) => r.dtype === 'f32');
 const i8 = rows.find((r) => r.dtype === 'i8');
-{
-  // maxRSS grows with N through the backend's in-memory indexes: a straight line through the small
-  // and the large import of one dtype, extrapolated to 1,000,000 pairs
-  const largeImport = rows.find((r) => r.dtype === predictDtype);
-  if (largeImport && n > cfg.small) {
-    const slope = (largeImport.rssMiB - smallImport.maxRssMiB) / (n - cfg.small);
-    out.push('');
-    out.push(`- import maxRSS grows ${(slope * 1024 * 1024).toFixed(0)} bytes per pair (${predictDtype}, ${cfg.small} vs ${n} pairs): ${f(smallImport.maxRssMiB + slope * (1_000_000 - cfg.small))} MiB projected at 1,000,000 pairs`);
-  }
-}
 if (f32 && i8) {
   out.push('');
-  out.push(`- i8 / f32 bytes: ${(i8.bytesPerPair / f32.bytesPerPair).toFixed(3)} (target <= 0.333); recall@32 loss ${(100 * (f32.kbRecall - i8.kbRecall)).toFixed(2)} points (target <= 2)`);
+  out.push(`- i8 / f32 bytes: ${(i8.bytesPerPair / f32.bytesPerPair).toFixed(3)} (target <= 0.333); recall@32 loss ${(100 * (f32.sweep.atDefault.kbRecall - i8.sweep.atDefault.kbRecall)).toFixed(2)} points (target <= 2)`);
 }
 out.push('');
-out.push(`Full prediction, embedding given (retrieval k = ${config.k} + neighbour vectors + forward graph, d = ${config.width}, ${config.heads} heads, ${config.layers} layers, ${dims.classes} classes, random weights, 1 thread), ${predictDtype} KB, ${2 * cfg.queries} predictions:`);
+out.push('Recall@32 and QPS per ef (one query at a time):');
 out.push('');
-out.push('| KB pairs | p50 (ms) | p99 (ms) | mean (ms) | CPU p50 (ms) |');
-out.push('|---:|---:|---:|---:|---:|');
-out.push(`| ${cfg.small} | ${small.p50.toFixed(2)} | ${small.p99.toFixed(2)} | ${small.mean.toFixed(2)} | ${small.cpuP50.toFixed(2)} |`);
-out.push(`| ${n} | ${big.p50.toFixed(2)} | ${big.p99.toFixed(2)} | ${big.mean.toFixed(2)} | ${big.cpuP50.toFixed(2)} |`);
+for (const r of rows) out.push(...efTable(r.dtype, r.sweep), '');
+out.push(...predict);
 process.stdout.write(`${out.join('\n')}\n`);
 
-if (!args.keep && args.work === undefined) rmSync(work, { recursive: true, force: true });
+if (args.work === undefined) rmSync(work, { recursive: true, force: true });
+
+/** Leave the big and the small KB, the queries and the exact truth at `keep`, for --reuse. */
+function keepFolder(keep: string, bigKbDir: string, smallKbDir: string, load: string): void {
+  rmSync(keep, { recursive: true, force: true });
+  mkdirSync(keep, { recursive: true });
+  moveFolder(bigKbDir, join(keep, 'kb'));
+  moveFolder(smallKbDir, join(keep, 'kb-small'));
+  writeFileSync(join(keep, 'queries.f32'), new Uint8Array(queries.buffer, queries.byteOffset, queries.byteLength));
+  writeFileSync(join(keep, 'truth.json'), JSON.stringify(truth));
+  const kept: KeptRun = { n, small: cfg.small, dim, clusters: cfg.clusters, seed: cfg.seed, dtype: predictDtype, queries: cfg.queries, load };
+  writeFileSync(join(keep, 'bench.json'), `${JSON.stringify(kept, null, 2)}\n`);
+  log(`kept the ${predictDtype} KBs, queries and exact truth at ${keep} (time them again: npm run bench:scale -- --reuse ${keep})`);
+}
+
+/** rename, or copy then delete across file systems. */
+function moveFolder(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    cpSync(from, to, { recursive: true });
+    rmSync(from, { recursive: true, force: true });
+  }
+}

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { createEncoder, DEFAULT_ENCODER_SPEC, parseEncoderSpec } from '../encoders/registry.ts';
 import type { Encoder } from '../encoders/types.ts';
 import { inputError, RetformerError } from '../util/errors.ts';
-import { startProgress } from '../util/progress.ts';
+import { type Progress, startProgress } from '../util/progress.ts';
 import { checksumFiles, readFilesUnder } from './format.ts';
 import { embedPairRows, type PairRow, readPairsCsv } from './pairs.ts';
 import { createKnowledgeBase, kbBackendFor, openKnowledgeBaseSpec } from './registry.ts';
-import type { EncoderFiles, KbDtype, KbManifest, KbWriter, WritableKnowledgeBase, WriteOptions } from './types.ts';
+import type { EncoderFiles, KbDtype, KbManifest, KbWriter, WritableKnowledgeBase, WriteOptions, WriteProgress } from './types.ts';
 
 export interface BuildOptions {
   pairsCsv: string;
@@ -43,6 +43,27 @@ export async function encoderState(encoder: Encoder): Promise<{ descriptor: Awai
   }
 }
 
+/**
+ * Progress bars for a commit's index build, one per phase ("indexing image", then "indexing
+ * text"); `also` is told every step too. Pass `onProgress` to beginWrite, call `stop` after commit.
+ */
+export function commitProgress(quiet?: boolean, also?: (p: WriteProgress) => void): { onProgress: (p: WriteProgress) => void; stop(): void } {
+  let bar: Progress | undefined;
+  let phase: string | undefined;
+  return {
+    onProgress: (p) => {
+      also?.(p);
+      if (p.phase !== phase) {
+        bar?.stop();
+        phase = p.phase;
+        bar = startProgress(p.phase, p.total, { unit: 'pair', quiet });
+      }
+      bar?.update(p.done);
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
 /** Embed pair rows batch by batch and append them through the writer (errors name CSV rows). */
 async function appendRows(writer: KbWriter, encoder: Encoder, rows: readonly PairRow[], csv: string, what: string, batchSize: number, quiet?: boolean): Promise<void> {
   const progress = startProgress(what, rows.length, { unit: 'pair', quiet });
@@ -67,6 +88,7 @@ export async function buildKnowledgeBase(opts: BuildOptions): Promise<KbManifest
   let encoder: Encoder | undefined;
   let kb: WritableKnowledgeBase | undefined;
   let writer: KbWriter | undefined;
+  const indexing = commitProgress(opts.quiet);
   try {
     encoder =
       opts.encoderOf !== undefined
@@ -78,7 +100,7 @@ export async function buildKnowledgeBase(opts: BuildOptions): Promise<KbManifest
           });
     const state = await encoderState(encoder);
     kb = await createKnowledgeBase(opts.out, { encoder: state.descriptor, encoderChecksum: state.checksum, encoderFiles: state.files, dim: encoder.dim, dtype: opts.dtype });
-    writer = await kb.beginWrite({ allowNewLabels: true, indexThreads: opts.indexThreads });
+    writer = await kb.beginWrite({ allowNewLabels: true, indexThreads: opts.indexThreads, onProgress: indexing.onProgress });
     await appendRows(writer, encoder, rows, opts.pairsCsv, 'kb build', opts.batchSize ?? DEFAULT_BATCH_SIZE, opts.quiet);
     const w = writer;
     writer = undefined;
@@ -87,6 +109,7 @@ export async function buildKnowledgeBase(opts: BuildOptions): Promise<KbManifest
     await writer?.abort();
     throw err;
   } finally {
+    indexing.stop();
     await kb?.close();
     await encoder?.close();
   }
@@ -116,8 +139,9 @@ export async function addPairsCsv(spec: string, pairsCsv: string, opts: AddOptio
   const rows = readPairsCsv(pairsCsv);
   const kb = await openKnowledgeBaseSpec(spec);
   let encoder: Encoder | undefined;
+  const indexing = commitProgress(opts.quiet, opts.onProgress);
   try {
-    const writer = await kb.beginWrite(opts);
+    const writer = await kb.beginWrite({ ...opts, onProgress: indexing.onProgress });
     try {
       if (!opts.allowNewLabels) checkLabels(rows, new Set((kb.manifest.labels as string[] | undefined) ?? []), pairsCsv);
       encoder = await kb.openEncoder();
@@ -129,6 +153,7 @@ export async function addPairsCsv(spec: string, pairsCsv: string, opts: AddOptio
     const added = writer.pending.added;
     return { manifest: await writer.commit(), added };
   } finally {
+    indexing.stop();
     await encoder?.close();
     await kb.close();
   }

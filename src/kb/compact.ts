@@ -4,7 +4,7 @@ import { fsyncPath } from '../util/fs.ts';
 import { decodeVectors } from './codec.ts';
 import { crashPoint } from './crash-point.ts';
 import { DTYPE_BYTES, type FileKbManifest, indexFileName, metaFileNames, namedFiles, vectorsFileName } from './format.ts';
-import { newHnswIndex } from './hnsw.ts';
+import { collectDroppedIndexes, newHnswIndex } from './hnsw.ts';
 import { saveIndex, writeAll } from './io.ts';
 import type { MetaStore, VectorFile } from './storage.ts';
 import type { Modality } from './types.ts';
@@ -20,12 +20,12 @@ const CHUNK_ROWS = 4096;
  * untouched (recovery deletes the unnamed new files); after, G+1 is complete and the old files
  * are deleted right away (disk is what compaction is for).
  */
-export function compactFolder(
+export async function compactFolder(
   dir: string,
   m: FileKbManifest,
   from: { tombstones: ReadonlySet<number>; meta: MetaStore; vectors: Record<Modality, VectorFile> },
   indexThreads: number,
-): FileKbManifest {
+): Promise<FileKbManifest> {
   const generation = m.generation + 1;
   const live: number[] = [];
   for (let r = 0; r < m.folder.rows; r++) if (!from.tombstones.has(r)) live.push(r);
@@ -64,16 +64,8 @@ export function compactFolder(
   crashPoint('compact:after-data');
 
   for (const modality of ['image', 'text'] as const) {
-    const index = newHnswIndex(m.dim, m.folder.index, m.dtype);
-    for (let s = 0; s < live.length; s += CHUNK_ROWS) {
-      const rows = live.slice(s, s + CHUNK_ROWS);
-      const vectors = decodeVectors(from.vectors[modality].readRaw(rows), m.dtype, m.dim); // [chunk, dim]
-      const keys = new BigUint64Array(rows.length);
-      for (let i = 0; i < rows.length; i++) keys[i] = BigInt(s + i);
-      index.add(keys, vectors, indexThreads);
-    }
-    const name = modality === 'image' ? files.imageIndex : files.textIndex;
-    saveIndex(index, join(dir, name));
+    buildIndex(join(dir, modality === 'image' ? files.imageIndex : files.textIndex), m, live, from.vectors[modality], indexThreads);
+    await collectDroppedIndexes(); // one index in memory at a time
   }
   fsyncPath(dir);
   crashPoint('compact:before-manifest');
@@ -93,4 +85,17 @@ export function compactFolder(
   // reading them; one that read the old manifest but had not opened them yet re-reads the manifest.
   deleteOlderGenerations(dir, { ...m, folder: { ...m.folder, previous: [...m.folder.previous, ...namedFiles(m)] } }, next);
   return next;
+}
+
+/** An index over the `live` rows of a vector file, keyed 0..live.length-1, saved at `path` (referenced only inside this call). */
+function buildIndex(path: string, m: FileKbManifest, live: readonly number[], vectors: VectorFile, indexThreads: number): void {
+  const index = newHnswIndex(m.dim, m.folder.index, m.dtype);
+  for (let s = 0; s < live.length; s += CHUNK_ROWS) {
+    const rows = live.slice(s, s + CHUNK_ROWS);
+    const chunk = decodeVectors(vectors.readRaw(rows), m.dtype, m.dim); // [chunk, dim]
+    const keys = new BigUint64Array(rows.length);
+    for (let i = 0; i < rows.length; i++) keys[i] = BigInt(s + i);
+    index.add(keys, chunk, indexThreads);
+  }
+  saveIndex(index, path);
 }

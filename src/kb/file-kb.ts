@@ -11,6 +11,7 @@ import {
   checksumFiles,
   committedBytes,
   DEFAULT_INDEX_PARAMS,
+  defaultSearchEf,
   type FileKbManifest,
   fileDigest,
   KB_FILES,
@@ -144,6 +145,10 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
   /** Committed rows including removed ones; row keys are 0..rows-1. */
   get rows(): number {
     return this.gen.manifest.folder.rows;
+  }
+  /** The ef of a search that names none: grows with the indexed rows (defaultSearchEf). */
+  get defaultEf(): number {
+    return defaultSearchEf(this.gen.manifest.folder.rows, this.gen.manifest.folder.index.expansionSearch);
   }
   get removedRows(): ReadonlySet<number> {
     return this.gen.tombstones;
@@ -292,7 +297,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     const gen = this.gen; // one generation for the whole call, even if refresh() runs meanwhile
     const live = gen.manifest.count;
     if (live === 0) return Array.from({ length: n }, () => []);
-    const index = this.index(options.modality ?? 'image', options.ef ?? gen.manifest.folder.index.expansionSearch);
+    const index = this.index(options.modality ?? 'image', options.ef ?? defaultSearchEf(gen.manifest.folder.rows, gen.manifest.folder.index.expansionSearch));
     const indexed = gen.manifest.folder.rows;
     const tomb = gen.tombstones;
     let maxExcluded = 0;
@@ -453,7 +458,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     try {
       this.syncLocked();
       const g = this.gen;
-      compactFolder(this.folder, g.manifest, { tombstones: g.tombstones, meta: g.meta, vectors: g.vectors }, options.indexThreads ?? 1);
+      await compactFolder(this.folder, g.manifest, { tombstones: g.tombstones, meta: g.meta, vectors: g.vectors }, options.indexThreads ?? 1);
     } finally {
       release();
     }

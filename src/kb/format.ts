@@ -33,6 +33,27 @@ export const KB_FILES = {
 /** Index parameters: cosine HNSW. expansionSearch is the default ef (measured by bench/kb.ts to reach recall@32 >= 0.98). */
 export const DEFAULT_INDEX_PARAMS = { metric: 'cos', connectivity: 16, expansionAdd: 128, expansionSearch: 96 } as const;
 
+/**
+ * The default search breadth (ef) by the number of indexed rows: an HNSW graph of more rows needs a
+ * wider search for the same recall. Each step is the smallest measured ef that kept recall@32 at
+ * or above 0.97 on clustered 512-d data (bench:scale; table in docs/kb-format.md).
+ */
+export const DEFAULT_EF_STEPS: ReadonlyArray<{ upToRows: number; ef: number }> = [
+  { upToRows: 250_000, ef: 96 },
+  { upToRows: 500_000, ef: 192 },
+  { upToRows: 1_000_000, ef: 256 },
+  { upToRows: Number.POSITIVE_INFINITY, ef: 384 },
+];
+
+/**
+ * The ef a search uses when the caller names none: the step for `indexedRows` (rows in the
+ * index, removed ones included), never below the ef the KB's manifest records.
+ */
+export function defaultSearchEf(indexedRows: number, manifestEf: number = DEFAULT_INDEX_PARAMS.expansionSearch): number {
+  const step = DEFAULT_EF_STEPS.find((s) => indexedRows <= s.upToRows) ?? DEFAULT_EF_STEPS[DEFAULT_EF_STEPS.length - 1];
+  return Math.max(manifestEf, step.ef);
+}
+
 
 /** Bytes one vector component takes at each dtype (vectors are stored at the KB's dtype). */
 export const DTYPE_BYTES: Record<KbDtype, number> = { f32: 4, f16: 2, i8: 1 };

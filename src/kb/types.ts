@@ -118,6 +118,15 @@ export interface WriteOptions {
   allowNewLabels?: boolean;
   /** Threads for index inserts: 1 (default) is deterministic, 0 uses every core. */
   indexThreads?: number;
+  /** Told how a commit's index build advances (backends without such a phase never call it). */
+  onProgress?: (progress: WriteProgress) => void;
+}
+
+/** A commit's long phase: the rows added to each modality's index so far. */
+export interface WriteProgress {
+  phase: 'indexing image' | 'indexing text';
+  done: number;
+  total: number;
 }
 
 /**

@@ -5,10 +5,14 @@ import { fsyncPath, writeJsonAtomic } from '../util/fs.ts';
 import { encodeVectors } from './codec.ts';
 import { crashPoint } from './crash-point.ts';
 import { appendOnlyFiles, committedBytes, DTYPE_BYTES, type FileCheck, type FileKbManifest, fileDigestAt, indexFileName, KB_FILES, namedFiles, tombstoneFileName } from './format.ts';
-import type { HnswIndex } from './hnsw.ts';
+import { collectDroppedIndexes, type HnswIndex } from './hnsw.ts';
 import { saveIndex, writeAll } from './io.ts';
-import type { EmbeddedPair, KbManifest, KbWriter, WriteOptions } from './types.ts';
+import { VectorFile } from './storage.ts';
+import type { EmbeddedPair, KbManifest, KbWriter, Modality, WriteOptions } from './types.ts';
 import { writeUnitChecked } from './vector-check.ts';
+
+/** Rows read back from a vector file and added to an index at a time. */
+const INDEX_CHUNK_ROWS = 8192;
 
 /** Says where pair i came from in error messages, e.g. "pairs.csv:12". */
 export type Locate = (i: number) => string;
@@ -20,24 +24,26 @@ export interface WriterHost {
   readonly tombstones: ReadonlySet<number>;
   /** Live ids -> row of the committed state (the writer updates its own copy). */
   readonly liveIds: Map<string, number>;
-  /** The committed index of a modality, loaded (not viewed) so that it can grow. */
+  /** The committed index of a modality, loaded (not viewed) so that it can grow; an empty one for a new KB. */
   loadIndex(modality: 'image' | 'text'): HnswIndex;
   /** After commit (next = the new manifest) or abort (undefined): release the lock, reload. */
   finish(next: FileKbManifest | undefined): Promise<void>;
 }
 
 /**
- * One write transaction on a KB folder: appended pairs go past the committed lengths of the
- * append-only files and into in-memory copies of the indexes; removes collect rows to tombstone.
- * Nothing is visible until `commit()` saves new index/tombstone files and atomically replaces
- * the manifest. A crash (or `abort()`) before that leaves the old state. Holds the write lock.
+ * One write transaction on a KB folder: appended pairs are checked and written past the committed
+ * lengths of the append-only files (no index is touched); removes collect rows to tombstone.
+ * `commit()` then builds each modality's index in turn (load the committed one, add the rows of
+ * this transaction read back from the vector file, save it under the new generation, free it), so
+ * a writer holds at most one index in memory, and only while committing. Nothing is visible until
+ * the manifest is replaced atomically; a crash (or `abort()`) before that leaves the old state.
+ * Holds the write lock.
  */
 export class FolderWriter implements KbWriter {
   private rows: number;
   private metaBytes: number;
   private readonly labels: Set<string>;
   private fds?: { image: number; text: number; meta: number; metaIndex: number };
-  private indexes?: { image: HnswIndex; text: HnswIndex };
   private readonly removedRows = new Set<number>();
   private done = false;
   readonly pending = { added: 0, removed: 0 };
@@ -92,7 +98,6 @@ export class FolderWriter implements KbWriter {
     const n = pairs.length;
     if (n === 0) return;
     const fds = this.openFds();
-    this.indexes ??= { image: this.host.loadIndex('image'), text: this.host.loadIndex('text') };
     const rowBytes = dim * DTYPE_BYTES[this.base.dtype];
     writeAll(fds.image, encodeVectors(image, this.base.dtype, dim), this.rows * rowBytes, join(this.host.dir, this.base.folder.files.imageVectors));
     writeAll(fds.text, encodeVectors(text, this.base.dtype, dim), this.rows * rowBytes, join(this.host.dir, this.base.folder.files.textVectors));
@@ -105,11 +110,6 @@ export class FolderWriter implements KbWriter {
     });
     writeAll(fds.meta, Buffer.concat(lines), this.metaBytes, join(this.host.dir, this.base.folder.files.meta));
     writeAll(fds.metaIndex, new Uint8Array(ends.buffer), this.rows * 8, join(this.host.dir, this.base.folder.files.metaIndex));
-    const keys = new BigUint64Array(n);
-    for (let i = 0; i < n; i++) keys[i] = BigInt(this.rows + i);
-    const threads = this.options.indexThreads ?? 1;
-    this.indexes.image.add(keys, image, threads);
-    this.indexes.text.add(keys, text, threads);
     pairs.forEach((p, i) => {
       live.set(p.meta.id, this.rows + i);
       if (p.meta.label !== undefined) this.labels.add(p.meta.label);
@@ -142,7 +142,7 @@ export class FolderWriter implements KbWriter {
     this.done = true;
     let next: FileKbManifest | undefined;
     try {
-      next = this.writeGeneration();
+      next = await this.writeGeneration();
     } catch (err) {
       this.closeFds(false);
       await this.host.finish(undefined);
@@ -152,7 +152,7 @@ export class FolderWriter implements KbWriter {
     return next;
   }
 
-  private writeGeneration(): FileKbManifest {
+  private async writeGeneration(): Promise<FileKbManifest> {
     const base = this.base;
     const dir = this.host.dir;
     const appended = this.rows > base.folder.rows;
@@ -166,11 +166,12 @@ export class FolderWriter implements KbWriter {
     const files = { ...base.folder.files };
     if (appended || first) {
       crashPoint('add:before-index-save');
-      this.indexes ??= { image: this.host.loadIndex('image'), text: this.host.loadIndex('text') };
       files.imageIndex = indexFileName('image', generation);
       files.textIndex = indexFileName('text', generation);
-      saveIndex(this.indexes.image, join(dir, files.imageIndex));
-      saveIndex(this.indexes.text, join(dir, files.textIndex));
+      for (const modality of ['image', 'text'] as const) {
+        this.writeIndex(modality, join(dir, modality === 'image' ? files.imageIndex : files.textIndex));
+        await collectDroppedIndexes(); // the index just saved is unreferenced now: free it before the next one
+      }
       crashPoint('add:before-manifest');
     }
     let removed = base.folder.removed;
@@ -195,6 +196,37 @@ export class FolderWriter implements KbWriter {
     crashPoint(appended || first ? 'add:after-manifest' : 'remove:after-manifest');
     deleteOlderGenerations(dir, base, next);
     return next;
+  }
+
+  /**
+   * The committed index of `modality` plus this transaction's rows (read back from the fsynced
+   * vector file in chunks: f16 and f32 rows decode exactly, i8 rows to their re-normalised
+   * values), saved at `path`. The index is referenced only inside this call.
+   */
+  private writeIndex(modality: Modality, path: string): void {
+    const base = this.base;
+    const name = modality === 'image' ? base.folder.files.imageVectors : base.folder.files.textVectors;
+    const phase = modality === 'image' ? 'indexing image' : 'indexing text';
+    const from = base.folder.rows;
+    const total = this.rows - from;
+    const index: HnswIndex = this.host.loadIndex(modality);
+    const fd = openSync(join(this.host.dir, name), 'r');
+    try {
+      const vectors = new VectorFile(fd, join(this.host.dir, name), base.dim, base.dtype);
+      const threads = this.options.indexThreads ?? 1;
+      this.options.onProgress?.({ phase, done: 0, total });
+      for (let start = from; start < this.rows; start += INDEX_CHUNK_ROWS) {
+        const count = Math.min(INDEX_CHUNK_ROWS, this.rows - start);
+        const rows = Array.from({ length: count }, (_, i) => start + i);
+        const keys = new BigUint64Array(count);
+        for (let i = 0; i < count; i++) keys[i] = BigInt(start + i);
+        index.add(keys, vectors.read(rows), threads); // [count, dim]
+        this.options.onProgress?.({ phase, done: start + count - from, total });
+      }
+    } finally {
+      closeSync(fd);
+    }
+    saveIndex(index, path);
   }
 
   /** Give up: the appended tail stays uncommitted (cut off by the next writer or open). */

@@ -14,7 +14,7 @@ const importSchema = z.object({
   dtype: z.enum(KB_DTYPES).optional(),
   normalise: z.boolean().default(false),
   batchSize: intOpt(1).default(4096),
-  threads: intOpt(0).default(1),
+  threads: intOpt(0).default(0),
   quiet: z.boolean().default(false),
   json: z.boolean().default(false),
 });
@@ -38,7 +38,7 @@ export function registerKbInteropCommands(kb: Command): void {
     .option('--dtype <dtype>', 'vector storage precision: f32 | f16 | i8 (default: the backend default)')
     .option('--normalise', 'normalise rows that are not unit length instead of refusing them')
     .option('--batch-size <n>', 'pairs per write batch (bounds memory)', '4096')
-    .option('--threads <n>', 'HNSW insertion threads: 1 gives the same index on every run, 0 uses all cores (faster, not reproducible)', '1')
+    .option('--threads <n>', 'HNSW insertion threads: 0 (default) uses all cores, 1 gives the same index on every run (slower)', '0')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print the manifest as JSON')
     .action(async (raw) => {

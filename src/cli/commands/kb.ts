@@ -70,7 +70,7 @@ function printManifestSummary(kb: WritableKnowledgeBase, diskBytes: number | und
     const f = kb.manifest.folder;
     lines.push(
       `rows            ${f.rows} (${f.removed} removed${f.removed > 0 ? '; retformer kb compact drops them' : ''})`,
-      `index           HNSW ${f.index.metric} ${m.dtype}, connectivity ${f.index.connectivity}, expansion add ${f.index.expansionAdd} / search ${f.index.expansionSearch}`,
+      `index           HNSW ${f.index.metric} ${m.dtype}, connectivity ${f.index.connectivity}, expansion add ${f.index.expansionAdd} / search ${f.index.expansionSearch}; searches use ef ${kb.defaultEf} at ${f.rows} rows unless --ef`,
       `files           ${[f.files.imageIndex, f.files.textIndex, f.files.tombstones].filter(Boolean).join(', ')}`,
     );
   }
@@ -223,7 +223,7 @@ export function registerKbCommands(program: Command): void {
     .option('-k, --k <n>', 'neighbours', '32')
     .option('--modality <m>', 'index to search: image | text (default: the query modality)')
     .option('--exclude-id <id>', 'pair id the query must not retrieve (repeatable; the leakage guard)', collect)
-    .option('--ef <n>', 'HNSW search breadth (default: the KB manifest)')
+    .option('--ef <n>', "HNSW search breadth (default: grows with the KB's rows, see kb stats)")
     .option('--encoder <spec>', 'encoder of the query; refused if it is not the KB encoder')
     .option('--json', 'print JSON')
     .action(async (raw) => {
@@ -260,7 +260,7 @@ export function registerKbCommands(program: Command): void {
       try {
         const disk = store instanceof FileKnowledgeBase ? diskUsage(store.dir) : undefined;
         const perPair = disk !== undefined && store.size > 0 ? Math.round(disk / store.size) : undefined;
-        if (raw.json) process.stdout.write(`${JSON.stringify({ ...store.manifest, spec: store.spec, diskBytes: disk, bytesPerPair: perPair }, null, 2)}\n`);
+        if (raw.json) process.stdout.write(`${JSON.stringify({ ...store.manifest, spec: store.spec, diskBytes: disk, bytesPerPair: perPair, ...(store instanceof FileKnowledgeBase ? { defaultEf: store.defaultEf } : {}) }, null, 2)}\n`);
         else printManifestSummary(store, disk);
       } finally {
         await store.close();

@@ -1,9 +1,9 @@
 import { createEncoder, parseEncoderSpec } from '../../encoders/registry.ts';
 import { RetformerError } from '../../util/errors.ts';
 import { startProgress } from '../../util/progress.ts';
-import { encoderState } from '../build.ts';
+import { commitProgress, encoderState } from '../build.ts';
 import { createKnowledgeBase } from '../registry.ts';
-import type { KbDtype, KbManifest, KbWriter } from '../types.ts';
+import type { KbDtype, KbManifest, KbWriter, WriteProgress } from '../types.ts';
 import { readClipRetrievalPairs, scanClipRetrieval } from './clip-retrieval.ts';
 
 export interface ClipImportOptions {
@@ -16,8 +16,10 @@ export interface ClipImportOptions {
   dtype?: KbDtype;
   /** Pairs per append (bounds memory). */
   batchSize?: number;
-  /** HNSW insertion threads: 1 (default) reproducible, 0 all cores. */
+  /** HNSW insertion threads: 1 (default) reproducible, 0 all cores (`kb import`'s default). */
   indexThreads?: number;
+  /** Told how the commit's index build advances (besides the progress bars). */
+  onProgress?: (progress: WriteProgress) => void;
   /** Normalise rows that are not unit length instead of refusing them. */
   normalise?: boolean;
   quiet?: boolean;
@@ -39,6 +41,7 @@ export async function importClipRetrieval(opts: ClipImportOptions): Promise<KbMa
   }
   const encoder = await createEncoder(spec, { quiet: opts.quiet });
   let writer: KbWriter | undefined;
+  const indexing = commitProgress(opts.quiet, opts.onProgress);
   try {
     if (encoder.dim !== scan.dim) {
       throw new RetformerError(`${scan.parts[0].image}: vectors have dimension ${scan.dim}, but the encoder ${opts.encoderSpec} produces ${encoder.dim} (name the encoder that produced these vectors)`);
@@ -46,7 +49,7 @@ export async function importClipRetrieval(opts: ClipImportOptions): Promise<KbMa
     const state = await encoderState(encoder);
     const kb = await createKnowledgeBase(opts.out, { encoder: state.descriptor, encoderChecksum: state.checksum, encoderFiles: state.files, dim: encoder.dim, dtype: opts.dtype });
     try {
-      writer = await kb.beginWrite({ allowNewLabels: true, indexThreads: opts.indexThreads });
+      writer = await kb.beginWrite({ allowNewLabels: true, indexThreads: opts.indexThreads, onProgress: indexing.onProgress });
       const progress = startProgress('kb import', scan.rows, { unit: 'pair', quiet: opts.quiet });
       try {
         for await (const batch of readClipRetrievalPairs(scan, { batchSize: opts.batchSize, normalise: opts.normalise, onRows: (done) => progress.update(done) })) {
@@ -63,6 +66,7 @@ export async function importClipRetrieval(opts: ClipImportOptions): Promise<KbMa
       await kb.close();
     }
   } finally {
+    indexing.stop();
     await encoder.close();
   }
 }

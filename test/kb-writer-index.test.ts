@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { createEncoder } from '../src/encoders/registry.ts';
+import { encoderState } from '../src/kb/build.ts';
+import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
+import { DEFAULT_EF_STEPS, DEFAULT_INDEX_PARAMS, defaultSearchEf } from '../src/kb/format.ts';
+import { newHnswIndex } from '../src/kb/hnsw.ts';
+import { createKnowledgeBase } from '../src/kb/registry.ts';
+import type { KbCreateOptions, WritableKnowledgeBase, WriteProgress } from '../src/kb/types.ts';
+import { conformanceDir, conformancePairs, removeConformanceDirs } from './helpers/kb-conformance.ts';
+
+after(removeConformanceDirs);
+
+let create: Omit<KbCreateOptions, 'dtype'>;
+before(async () => {
+  const encoder = await createEncoder({ kind: 'pixels' });
+  const state = await encoderState(encoder);
+  await encoder.close();
+  create = { encoder: state.descriptor, encoderChecksum: state.checksum, encoderFiles: state.files, dim: encoder.dim };
+});
+
+/** Keys an index file holds, checked against 0..rows-1 (plus a few past the end). */
+function indexKeys(file: string, dim: number, dtype: 'f16' | 'i8', rows: number): { size: number; missing: number[]; extra: number[] } {
+  const index = newHnswIndex(dim, DEFAULT_INDEX_PARAMS, dtype);
+  index.load(file);
+  const missing: number[] = [];
+  for (let r = 0; r < rows; r++) if (!index.contains(BigInt(r))) missing.push(r);
+  const extra: number[] = [];
+  for (let r = rows; r < rows + 20; r++) if (index.contains(BigInt(r))) extra.push(r);
+  return { size: index.size(), missing, extra };
+}
+
+const indexFiles = (dir: string) => readdirSync(dir).filter((n) => n.includes('.usearch') || n.includes('index')).sort();
+
+for (const dtype of ['f16', 'i8'] as const) {
+  test(`${dtype}: append() leaves the indexes alone; commit() indexes exactly the committed rows, image then text, with progress`, async () => {
+    const spec = join(conformanceDir(), 'kb');
+    const kb = (await createKnowledgeBase(spec, { ...create, dtype })) as WritableKnowledgeBase;
+    const first = await kb.beginWrite({ allowNewLabels: true });
+    await first.append(conformancePairs(120, 1));
+    await first.commit();
+    const dim = kb.dim;
+    const m1 = (kb as FileKnowledgeBase).manifest;
+    const committedIndex = join(spec, m1.folder.files.imageIndex);
+    const indexBytes = readFileSync(committedIndex);
+    const filesBefore = indexFiles(spec);
+
+    const added = conformancePairs(90, 2, 'n');
+    const events: WriteProgress[] = [];
+    const w = await kb.beginWrite({ allowNewLabels: true, onProgress: (p) => events.push({ ...p }) });
+    // append() does not even open the indexes: with both committed index files moved away, it still succeeds
+    const moved = [m1.folder.files.imageIndex, m1.folder.files.textIndex];
+    for (const f of moved) renameSync(join(spec, f), join(spec, `${f}.away`));
+    await w.append(added.slice(0, 45));
+    await w.append(added.slice(45));
+    for (const f of moved) renameSync(join(spec, `${f}.away`), join(spec, f));
+
+    // appended but not committed: a reader neither counts nor finds the new pairs, and no index file changed or appeared
+    const reader = await FileKnowledgeBase.open(spec);
+    assert.equal(reader.size, 120);
+    const [found] = await reader.search(added[0].imageVector, { k: 5, queryEncoderId: reader.encoderId });
+    assert.ok(found.every((nb) => nb.row < 120), 'an uncommitted pair is not searchable');
+    await reader.close();
+    assert.deepEqual(indexFiles(spec), filesBefore, 'append() wrote no index file');
+    assert.ok(readFileSync(committedIndex).equals(indexBytes), 'the committed index file is untouched');
+    assert.equal(events.length, 0, 'append() reports no indexing');
+
+    await w.commit();
+    const m2 = (kb as FileKnowledgeBase).manifest;
+    assert.equal(m2.folder.rows, 210);
+    for (const file of [m2.folder.files.imageIndex, m2.folder.files.textIndex]) {
+      const keys = indexKeys(join(spec, file), dim, dtype, 210);
+      assert.equal(keys.size, 210, `${file} holds every committed row once`);
+      assert.deepEqual(keys.missing, []);
+      assert.deepEqual(keys.extra, []);
+    }
+    // each added pair is found at its own row, through both modalities
+    for (const [i, p] of added.entries()) {
+      if (i % 15 !== 0) continue;
+      const [img] = await kb.search(p.imageVector, { k: 1, queryEncoderId: kb.encoderId, modality: 'image' });
+      const [txt] = await kb.search(p.textVector, { k: 1, queryEncoderId: kb.encoderId, modality: 'text' });
+      assert.equal(img[0].id, p.meta.id);
+      assert.equal(txt[0].id, p.meta.id);
+    }
+    // progress: the image phase from 0 to 90, then the text phase from 0 to 90
+    const phases = [...new Set(events.map((e) => e.phase))];
+    assert.deepEqual(phases, ['indexing image', 'indexing text']);
+    for (const phase of phases) {
+      const of = events.filter((e) => e.phase === phase);
+      assert.equal(of[0].done, 0);
+      assert.equal(of.at(-1)?.done, 90);
+      assert.ok(of.every((e) => e.total === 90));
+    }
+    const lastImage = events.map((e) => e.phase).lastIndexOf('indexing image');
+    assert.ok(lastImage < events.findIndex((e) => e.phase === 'indexing text'), 'one index after the other');
+
+    // a remove-only commit builds no index
+    const removes: WriteProgress[] = [];
+    const r = await kb.beginWrite({ onProgress: (p) => removes.push(p) });
+    await r.remove(['n3']);
+    await r.commit();
+    assert.equal(removes.length, 0);
+    await kb.close();
+  });
+}
+
+test('an aborted write leaves the committed index files byte for byte', async () => {
+  const spec = join(conformanceDir(), 'kb');
+  const kb = await createKnowledgeBase(spec, { ...create, dtype: 'f16' });
+  await (async () => {
+    const w = await kb.beginWrite({ allowNewLabels: true });
+    await w.append(conformancePairs(40, 3));
+    await w.commit();
+  })();
+  const m = (kb as FileKnowledgeBase).manifest;
+  const before = [m.folder.files.imageIndex, m.folder.files.textIndex].map((f) => readFileSync(join(spec, f)));
+  const w = await kb.beginWrite({ allowNewLabels: true });
+  await w.append(conformancePairs(30, 4, 'x'));
+  await w.abort();
+  const after = [m.folder.files.imageIndex, m.folder.files.textIndex].map((f) => readFileSync(join(spec, f)));
+  assert.ok(before.every((b, i) => b.equals(after[i])));
+  const reopened = await FileKnowledgeBase.open(spec);
+  assert.equal(reopened.size, 40);
+  assert.equal(reopened.rows, 40);
+  await reopened.close();
+  await kb.close();
+});
+
+test('the default ef grows with the indexed rows, as documented, and never drops below the manifest ef', () => {
+  assert.deepEqual(
+    [1, 50_000, 250_000, 250_001, 500_000, 1_000_000, 1_000_001, 50_000_000].map((rows) => defaultSearchEf(rows)),
+    [96, 96, 96, 192, 192, 256, 384, 384],
+  );
+  assert.equal(defaultSearchEf(10, 300), 300, 'a KB whose manifest asks for a wider search keeps it');
+  assert.equal(defaultSearchEf(600_000, 64), 256);
+  const efs = DEFAULT_EF_STEPS.map((s) => s.ef);
+  assert.deepEqual(efs, [...efs].sort((a, b) => a - b), 'steps never narrow the search');
+});
+
+test('kb.search uses the default ef for its rows, and an explicit ef wins', async () => {
+  const spec = join(conformanceDir(), 'kb');
+  const kb = (await createKnowledgeBase(spec, { ...create, dtype: 'f16' })) as FileKnowledgeBase;
+  const w = await kb.beginWrite({ allowNewLabels: true });
+  await w.append(conformancePairs(50, 5));
+  await w.commit();
+  assert.equal(kb.defaultEf, defaultSearchEf(50));
+  const q = conformancePairs(1, 6)[0].imageVector;
+  await kb.search(q, { k: 3, queryEncoderId: kb.encoderId });
+  await kb.search(q, { k: 3, queryEncoderId: kb.encoderId, ef: 40 });
+  // one viewed index per (modality, ef): the default search opened the one at defaultEf
+  const opened = [...(kb as unknown as { gen: { indexes: Map<string, unknown> } }).gen.indexes.keys()].sort();
+  assert.deepEqual(opened, ['image:40', `image:${kb.defaultEf}`].sort());
+  await kb.close();
+});
