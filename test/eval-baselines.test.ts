@@ -65,6 +65,19 @@ describe('knnVote', () => {
     assert.deepEqual(await knnVote(kb, e0, classes, { k: 2, encoderId: 'fake-encoder', fallbackClass: 2 }), [1]);
   });
 
+  it('leaves out the query\'s own pair (same source) and still votes with k others', async () => {
+    // the query is the picture of a1 itself (a validation row held out of a KB built from its training CSV):
+    // with its own pair the k = 3 nearest are a1, a2, b1 -> alpha 2-1; without it a2, b1, b2 -> beta 2-1
+    const kb = new MemoryKnowledgeBase(encoderDescriptor(3), [
+      pair('a1', 'alpha', e0),
+      pair('a2', 'alpha', atCos(0.9)),
+      pair('b1', 'beta', atCos(0.85, 2)),
+      pair('b2', 'beta', atCos(0.8)),
+    ]);
+    assert.deepEqual(await knnVote(kb, e0, classes, { k: 3, encoderId: 'fake-encoder' }), [0]);
+    assert.deepEqual(await knnVote(kb, stack([e0, e0]), classes, { k: 3, encoderId: 'fake-encoder', sources: ['/kb/a1.png', '/elsewhere.png'], batchSize: 1 }), [1, 0]);
+  });
+
   it('refuses a KB without labels with a clear error', async () => {
     const kb = new MemoryKnowledgeBase(encoderDescriptor(3), [pair('x', undefined, e0), pair('y', undefined, unit([0, 1, 0]))]);
     await assert.rejects(knnVote(kb, e0, classes, { k: 2, encoderId: 'fake-encoder' }), /needs a knowledge base whose pairs have labels/);

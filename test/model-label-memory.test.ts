@@ -147,3 +147,24 @@ test('compare: the fusion options reach the RetFormer rows only, never the basel
   const plain = trainJobs(parseCompareOptions({ train: 't.csv', test: 'x.csv', kb: '/kb', out: '/out' }), METHODS, { train: 'digest', kb: {} });
   assert.ok(plain.every((j) => !j.args.includes('--label-memory') && !j.args.includes('--sim-bias')));
 });
+
+test('a similarity-bias run saved before simBiasGain existed loads with gain 10; the saved gain is the one the model uses', async () => {
+  const p = makeClusteredProblem({ dim: 16, trainCounts: [10, 6, 3], testPerClass: 4, kbPerClass: 5, imageNoise: 1, textNoise: 0.3, seed: 5 });
+  const outDir = join(tmp.dir, 'sim-run');
+  await trainRun({ dataset: p.train, kb: p.kb, encoder: p.encoder, embeddings: p.trainEmbeddings, outDir, quiet: true, config: { simBias: true, epochs: 3, batchSize: 8, microBatch: 8, width: 8, heads: 2, layers: 2, hidden: 16, k: 4, lr: 3e-2, seed: 2 } });
+  const predict = async () => {
+    const run = await Predictor.fromRun(outDir, { kbInstance: p.kb, encoder: p.encoder });
+    const preds = await run.classifyEmbeddings(p.testEmbeddings);
+    await run.close();
+    return preds.map((pr) => Array.from(pr.probs));
+  };
+  const before = await predict();
+  const configFile = join(outDir, 'config.json');
+  const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+  assert.equal(config.simBiasGain, 10);
+  delete config.simBiasGain;
+  writeFileSync(configFile, JSON.stringify(config));
+  assert.deepEqual(await predict(), before);
+  writeFileSync(configFile, JSON.stringify({ ...config, simBiasGain: 60 }));
+  assert.notDeepEqual(await predict(), before, 'a run with another saved gain must predict differently (the learned scales are not zero)');
+});

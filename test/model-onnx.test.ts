@@ -72,6 +72,7 @@ const cases: [string, Partial<ModelConfig>][] = [
   ['label memory vote, 4 heads, k 5, adaptive', { labelMemory: 'vote', heads: 4, k: 5, adaptive: true }],
   ['label memory vote + similarity bias, 1 layer', { labelMemory: 'vote', simBias: true, layers: 1 }],
   ['similarity bias + label memory, adaptive', { simBias: true, labelMemory: 'table', adaptive: true }],
+  ['similarity bias with gain 3 (simBiasGain, not the default 10), tied, 4 heads, k 5', { simBias: true, simBiasGain: 3, labelMemory: 'tied', heads: 4, k: 5 }],
 ];
 
 for (const [name, overrides] of cases) {
@@ -116,7 +117,7 @@ for (const [name, overrides] of cases) {
 }
 
 test('ONNX inference graph equals the tfjs forward (logits, attention, gate) and outputs the two branches', async () => {
-  for (const overrides of [{ adaptive: true }, { heads: 4, k: 5 }, { variant: 'no-image' as const }, { variant: 'mlp-only' as const }, { labelMemory: 'tied' as const }, { labelMemory: 'table' as const, heads: 4, k: 5 }, { simBias: true, adaptive: true, heads: 4, k: 5 }, { labelMemory: 'vote' as const, simBias: true }]) {
+  for (const overrides of [{ adaptive: true }, { heads: 4, k: 5 }, { variant: 'no-image' as const }, { variant: 'mlp-only' as const }, { labelMemory: 'tied' as const }, { labelMemory: 'table' as const, heads: 4, k: 5 }, { simBias: true, adaptive: true, heads: 4, k: 5 }, { labelMemory: 'vote' as const, simBias: true }, { labelMemory: 'tied' as const, simBias: true, simBiasGain: 3 }]) {
     const { config, dims, params, batch } = setup(overrides, 3);
     const vars = toVariables(params);
     const ref = tf.tidy(() => {

@@ -1,5 +1,6 @@
 import type { Encoder } from '../encoders/types.ts';
 import type { KnowledgeBase, Neighbour } from '../kb/types.ts';
+import { guardNeighbours } from '../train/retrieval.ts';
 import { RetformerError } from '../util/errors.ts';
 
 /**
@@ -19,6 +20,14 @@ export interface KnnVoteOptions {
   fallbackClass?: number;
   /** Called after each batch: (done, total) in queries. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Per-query source path (the test CSV's `path`): the leakage guard leaves out a KB pair with the
+   * same source, as RetFormer's own retrieval does, so that a query held out of a KB built from
+   * its training CSV (a validation split) does not vote with its own label.
+   */
+  sources?: readonly (string | undefined)[];
+  /** Extra neighbours searched so that k remain after the leakage guard (default 8). */
+  extra?: number;
 }
 
 /**
@@ -39,8 +48,10 @@ export async function knnVote(kb: KnowledgeBase, queryEmbeddings: Float32Array, 
   for (let start = 0; start < n; start += batchSize) {
     const end = Math.min(n, start + batchSize);
     const batch = queryEmbeddings.subarray(start * dim, end * dim); // [batch, dim]
-    const results = await kb.search(batch, { k: options.k, modality: 'image', queryEncoderId: options.encoderId });
-    for (const neighbours of results) {
+    const want = options.sources ? options.k + (options.extra ?? 8) : options.k;
+    const results = await kb.search(batch, { k: want, modality: 'image', queryEncoderId: options.encoderId });
+    for (const [j, found] of results.entries()) {
+      const neighbours = options.sources ? guardNeighbours(found, options.k, options.sources[start + j], undefined) : found;
       if (neighbours.some((nb) => nb.label !== undefined && nb.label !== '')) sawLabel = true;
       predictions.push(voteOf(neighbours, classIndex, options.fallbackClass ?? 0));
     }

@@ -155,6 +155,7 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
                   k: o.k ?? runK ?? DEFAULT_K,
                   encoderId: baselineEncoder.id,
                   fallbackClass: trainCounts.indexOf(Math.max(...trainCounts)),
+                  sources: testSet.samples.map((s) => s.path),
                 })
               : await zeroShot(baselineEncoder, baselineEmbeddings, classes);
         } catch (err) {

@@ -21,7 +21,8 @@ export interface DemoPlan {
 /**
  * Beyond the paper, for the RetFormer rows (not the baselines) and the k selection: the neighbours'
  * labels as tied embeddings and the query-neighbour similarity as an attention bias, kept because
- * they helped on the validation split (docs/results.md, "Neighbour labels and similarity bias").
+ * they helped on the validation split (docs/results.md, "Neighbour labels and similarity bias"). The
+ * similarity bias's gain (simBiasGain 60) is in the recipe, configs/emoji-demo.json.
  */
 export const DEMO_FUSION = { labelMemory: 'tied', simBias: true } as const;
 

@@ -17,6 +17,9 @@ export type Variant = (typeof VARIANTS)[number];
  */
 export const LABEL_MEMORY = ['off', 'table', 'tied', 'vote'] as const;
 
+/** The default gain of the similarity bias (simBiasGain): the learned scale starts at 0 and moves at the optimizer's pace, cosines differ by tenths. */
+export const SIM_BIAS_GAIN_DEFAULT = 10;
+
 /** The fixed factor of the 'vote' label memory's learned gain (a vote is a share in [0, 1], logits are larger). */
 export const VOTE_GAIN = 5;
 export type LabelMemory = (typeof LABEL_MEMORY)[number];
@@ -43,10 +46,17 @@ export const modelConfigFields = {
     labelMemory: z.enum(LABEL_MEMORY).default('off'),
     /**
      * Beyond the paper: every attention adds a learned per-head scale (initially 0) times
-     * SIM_BIAS_GAIN times the query-neighbour cosine similarity to the logits of each neighbour key
+     * simBiasGain times the query-neighbour cosine similarity to the logits of each neighbour key
      * (a `neighbourSims` input [n, k]; the query's own key gets 0). Runs saved without it load as false.
      */
     simBias: z.boolean().default(false),
+    /**
+     * The similarity bias's fixed gain. AdamW moves the learned scale by about lr per step whatever
+     * its gradient, so the gain sets how far the bias can go in a run: at the emoji demo's recipe the
+     * scales end near 0.3 with gain 10 (a bias of ~3 logits) and the bias pays more with gain 60
+     * (docs/results.md). Runs saved without it load as SIM_BIAS_GAIN.
+     */
+    simBiasGain: z.number().positive().max(10000).default(SIM_BIAS_GAIN_DEFAULT),
 };
 
 export const ModelConfigSchema = z
@@ -66,9 +76,6 @@ export interface ModelDims {
 export function usesRetrieval(config: Pick<ModelConfig, 'variant'>): boolean {
   return config.variant !== 'mlp-only';
 }
-
-/** The similarity bias's fixed gain: the learned scale starts at 0 and moves at the optimizer's pace, cosines differ by tenths. */
-export const SIM_BIAS_GAIN = 10;
 
 /** Whether the model reads the query-neighbour similarities (a `neighbourSims` input). */
 export function usesSims(config: Pick<ModelConfig, 'variant' | 'simBias'>): boolean {

@@ -69,6 +69,6 @@ export function resolveTrainConfig(fileLayer: Record<string, unknown> | undefine
 
 /** The model config part of a train config. */
 export function modelConfigOf(config: TrainConfig): ModelConfig {
-  const { variant, k, width, heads, layers, hidden, ffn, adaptive, tau, labelMemory, simBias } = config;
-  return { variant, k, width, heads, layers, hidden, ffn, adaptive, tau, labelMemory, simBias };
+  const { variant, k, width, heads, layers, hidden, ffn, adaptive, tau, labelMemory, simBias, simBiasGain } = config;
+  return { variant, k, width, heads, layers, hidden, ffn, adaptive, tau, labelMemory, simBias, simBiasGain };
 }

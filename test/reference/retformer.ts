@@ -1,4 +1,4 @@
-import { type ModelConfig, type ModelDims, SIM_BIAS_GAIN, usesLabels, usesRetrieval, usesSims, VOTE_GAIN } from '../../src/model/config.ts';
+import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval, usesSims, VOTE_GAIN } from '../../src/model/config.ts';
 import { gelu, layerNorm, matMul, matMulConstInput, tf } from './tf.ts';
 
 /**
@@ -58,7 +58,7 @@ function attend(
   prefix: string,
   q: tf.Tensor2D,
   kv: tf.Tensor2D,
-  shape: { n: number; Tq: number; Tk: number; heads: number; d: number; adaptive: boolean; wantRow: boolean; sims?: tf.Tensor },
+  shape: { n: number; Tq: number; Tk: number; heads: number; d: number; adaptive: boolean; wantRow: boolean; sims?: tf.Tensor; simGain: number },
 ): AttendResult {
   const { n, Tq, Tk, heads: h, d, adaptive } = shape;
   const dh = d / h;
@@ -80,7 +80,7 @@ function attend(
   let scores = tf.mul(tf.matMul(Q, K, false, true), 1 / Math.sqrt(dh)); // [n*h, Tq, TkAll]
   if (shape.sims) {
     // + gain * scale_head * sim(query, key) [n, 1, Tk], the same for every query row
-    let bias = tf.mul(tf.mul(P(`${prefix}.simScale`).reshape([1, h, 1]), SIM_BIAS_GAIN), shape.sims).reshape([n * h, 1, Tk]);
+    let bias = tf.mul(tf.mul(P(`${prefix}.simScale`).reshape([1, h, 1]), shape.simGain), shape.sims).reshape([n * h, 1, Tk]);
     if (adaptive) bias = tf.concat([bias, tf.zeros([n * h, 1, 1])], 2);
     scores = tf.add(scores, bias);
   }
@@ -168,7 +168,7 @@ export function forward(params: Params, config: ModelConfig, dims: ModelDims, in
     const In = layerNorm(I, P(`l${l}.lnI.g`), P(`l${l}.lnI.b`)) as tf.Tensor2D;
     const Tn = layerNorm(T, P(`l${l}.lnT.g`), P(`l${l}.lnT.b`)) as tf.Tensor2D;
     const last = l === layers - 1;
-    const base = { n, Tk: T1, heads, d, adaptive, wantRow: Boolean(options.attention), sims };
+    const base = { n, Tk: T1, heads, d, adaptive, wantRow: Boolean(options.attention), sims, simGain: config.simBiasGain };
     if (!last) {
       const ai = attend(P, `l${l}.i`, Tn, In, { ...base, Tq: T1 }); // text queries image
       const at = attend(P, `l${l}.t`, In, Tn, { ...base, Tq: T1 }); // image queries text

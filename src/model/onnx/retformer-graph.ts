@@ -1,5 +1,5 @@
 import { ElemType, type ValueSpec } from '../../util/onnx-builder.ts';
-import { type ModelConfig, type ModelDims, SIM_BIAS_GAIN, usesLabels, usesRetrieval, usesSims, VOTE_GAIN } from '../config.ts';
+import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval, usesSims, VOTE_GAIN } from '../config.ts';
 import { type ParamValues, paramSpecs } from '../params.ts';
 import { DiffGraph, type Value } from './diff-graph.ts';
 
@@ -41,6 +41,8 @@ interface Shape {
   wantRow: boolean;
   /** Similarity bias: the similarity of each key token to the query, [n, 1, Tk] (0 for the query's own), when the model uses it. */
   sims?: Value;
+  /** The similarity bias's fixed gain (config.simBiasGain). */
+  simGain: number;
 }
 
 /**
@@ -80,8 +82,8 @@ function attend(g: DiffGraph, P: (name: string) => Value, prefix: string, Q: Val
   const TkAll = adaptive ? Tk + 1 : Tk;
   let scores = g.scale(g.matmul(Q, g.transpose(K, [0, 2, 1])), 1 / Math.sqrt(dh)); // [n*h, Tq, TkAll]
   if (s.sims) {
-    // + SIM_BIAS_GAIN * scale_head * similarity(query, key), the same for every query row
-    let bias = g.reshape(g.mul(g.scale(g.reshape(P(`${prefix}.simScale`), [1, h, 1]), SIM_BIAS_GAIN), s.sims), [n * h, 1, Tk]); // [n, h, Tk] -> [n*h, 1, Tk]
+    // + simBiasGain * scale_head * similarity(query, key), the same for every query row
+    let bias = g.reshape(g.mul(g.scale(g.reshape(P(`${prefix}.simScale`), [1, h, 1]), s.simGain), s.sims), [n * h, 1, Tk]); // [n, h, Tk] -> [n*h, 1, Tk]
     if (adaptive) bias = g.concat([bias, g.zeros([n * h, 1, 1])], 2); // the null key: no bias
     scores = g.add(scores, bias);
   }
@@ -174,7 +176,7 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
   for (let l = 0; l < layers; l++) {
     const In = g.layerNorm(I, P(`l${l}.lnI.g`), P(`l${l}.lnI.b`));
     const Tn = g.layerNorm(T, P(`l${l}.lnT.g`), P(`l${l}.lnT.b`));
-    const base = { n, Tk: T1, heads, d, adaptive, wantRow, sims };
+    const base = { n, Tk: T1, heads, d, adaptive, wantRow, sims, simGain: config.simBiasGain };
     const w = (dir: string, m: string) => P(`l${l}.${dir}.${m}`);
     if (l < layers - 1) {
       // dir i: text queries image keys/values (added to I); dir t: image queries text (added to T)
