@@ -18,7 +18,7 @@ import { newHnswIndex } from '../src/kb/hnsw.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';
 import { Rng } from '../src/util/rng.ts';
 import { intFlag, listFlag, parseBenchFlags } from './flags.ts';
-import { clusteredVectors } from './shared.ts';
+import { bestOfAlternating, clusteredVectors } from './shared.ts';
 
 const cfg = parseBenchFlags({
   n: { default: '200000', value: intFlag(1000) },
@@ -122,26 +122,14 @@ for (const ef of cfg.ef) {
   // warm-up (page in the mapped file, fill the metadata cache), then alternate rounds and keep the best of each
   const rawFound = runRaw();
   const kbFound = await runKb();
-  let rawBest = Number.POSITIVE_INFINITY;
-  let kbBest = Number.POSITIVE_INFINITY;
-  let rawBatchBest = Number.POSITIVE_INFINITY;
-  let kbBatchBest = Number.POSITIVE_INFINITY;
-  for (let round = 0; round < 3; round++) {
-    let s = performance.now();
-    runRaw();
-    rawBest = Math.min(rawBest, performance.now() - s);
-    s = performance.now();
-    await runKb();
-    kbBest = Math.min(kbBest, performance.now() - s);
-    s = performance.now();
-    rawView.search(queries, k, 0);
-    rawBatchBest = Math.min(rawBatchBest, performance.now() - s);
-    s = performance.now();
-    await kb.search(queries, { k, ef, queryEncoderId: 'bench-synthetic' });
-    kbBatchBest = Math.min(kbBatchBest, performance.now() - s);
-  }
+  const best = await bestOfAlternating({
+    raw: runRaw,
+    kb: runKb,
+    rawBatch: () => rawView.search(queries, k, 0),
+    kbBatch: () => kb.search(queries, { k, ef, queryEncoderId: 'bench-synthetic' }),
+  });
   const qps = (ms: number) => (cfg.queries / ms) * 1000;
-  const row = { ef, rawQps: qps(rawBest), kbQps: qps(kbBest), rawBatchQps: qps(rawBatchBest), kbBatchQps: qps(kbBatchBest), rawRecall: recall(rawFound), kbRecall: recall(kbFound) };
+  const row = { ef, rawQps: qps(best.raw), kbQps: qps(best.kb), rawBatchQps: qps(best.rawBatch), kbBatchQps: qps(best.kbBatch), rawRecall: recall(rawFound), kbRecall: recall(kbFound) };
   rows.push(row);
   log(`ef ${ef}: raw ${row.rawQps.toFixed(0)} QPS, KB ${row.kbQps.toFixed(0)} QPS, recall ${row.kbRecall.toFixed(4)}`);
 }

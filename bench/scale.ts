@@ -37,6 +37,7 @@ import { ForwardGraph } from '../src/model/onnx/session.ts';
 import { initParams, paramSpecs } from '../src/model/params.ts';
 import { Rng } from '../src/util/rng.ts';
 import { exactTopK, scaleData } from './scale-data.ts';
+import { bestOfAlternating } from './shared.ts';
 
 const args = parseArgs({
   options: {
@@ -144,17 +145,8 @@ async function searchBench(kb: WritableKnowledgeBase, kbDir: string, queries: Fl
   };
   const rawFound = runRaw(); // warm-up pages the mapped index in
   const kbFound = await runKb();
-  let rawBest = Number.POSITIVE_INFINITY;
-  let kbBest = Number.POSITIVE_INFINITY;
-  for (let round = 0; round < 3; round++) {
-    let s = performance.now();
-    runRaw();
-    rawBest = Math.min(rawBest, performance.now() - s);
-    s = performance.now();
-    await runKb();
-    kbBest = Math.min(kbBest, performance.now() - s);
-  }
-  return { ef: rawEf, kbRecall: recallOf(kbFound), rawRecall: recallOf(rawFound), kbQps: (count / kbBest) * 1000, rawQps: (count / rawBest) * 1000 };
+  const best = await bestOfAlternating({ raw: runRaw, kb: runKb });
+  return { ef: rawEf, kbRecall: recallOf(kbFound), rawRecall: recallOf(rawFound), kbQps: (count / best.kb) * 1000, rawQps: (count / best.raw) * 1000 };
 }
 
 /** The default ef, then every ef of --ef, on one KB. */

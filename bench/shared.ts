@@ -109,3 +109,20 @@ export function clusteredVectors(count: number, dim: number, centres: Float32Arr
   }
   return out;
 }
+
+/**
+ * Time each named run `rounds` times, alternating between them so that a change of load hits all
+ * of them alike; the best (smallest) ms of each.
+ */
+export async function bestOfAlternating<Name extends string>(runs: Record<Name, () => unknown>, rounds = 3): Promise<Record<Name, number>> {
+  const entries = Object.entries(runs) as [Name, () => unknown][];
+  const best = Object.fromEntries(entries.map(([name]) => [name, Number.POSITIVE_INFINITY])) as Record<Name, number>;
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, run] of entries) {
+      const start = performance.now();
+      await run();
+      best[name] = Math.min(best[name], performance.now() - start);
+    }
+  }
+  return best;
+}
