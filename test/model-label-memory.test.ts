@@ -17,6 +17,20 @@ import { FakeEncoder, makeClusteredProblem, makeTmp } from './helpers/train-fixt
  */
 
 const tmp = makeTmp('retformer-labels-');
+
+/** Train a small run on a seeded clustered problem; `predict` reloads it from disk each time (its config.json may have been edited). */
+async function savedRun(name: string, seed: number, config: Record<string, unknown>): Promise<{ predict: () => Promise<number[][]>; configFile: string }> {
+  const p = makeClusteredProblem({ dim: 16, trainCounts: [10, 6, 3], testPerClass: 4, kbPerClass: 5, imageNoise: 1, textNoise: 0.3, seed });
+  const outDir = join(tmp.dir, name);
+  await trainRun({ dataset: p.train, kb: p.kb, encoder: p.encoder, embeddings: p.trainEmbeddings, outDir, quiet: true, config: { batchSize: 8, microBatch: 8, width: 8, heads: 2, layers: 2, hidden: 16, k: 4, seed: 2, ...config } });
+  const predict = async () => {
+    const run = await Predictor.fromRun(outDir, { kbInstance: p.kb, encoder: p.encoder });
+    const preds = await run.classifyEmbeddings(p.testEmbeddings);
+    await run.close();
+    return preds.map((pr) => Array.from(pr.probs));
+  };
+  return { predict, configFile: join(outDir, 'config.json') };
+}
 after(() => tmp.cleanup());
 
 const unit = (v: Float32Array) => {
@@ -114,17 +128,8 @@ test('label memory lets the model read the answer from its neighbours\' labels (
 });
 
 test('a run saved before label memory and the similarity bias existed (neither in its config) loads and predicts exactly as before', async () => {
-  const p = makeClusteredProblem({ dim: 16, trainCounts: [10, 6, 3], testPerClass: 4, kbPerClass: 5, imageNoise: 1, textNoise: 0.3, seed: 4 });
-  const outDir = join(tmp.dir, 'old-run');
-  await trainRun({ dataset: p.train, kb: p.kb, encoder: p.encoder, embeddings: p.trainEmbeddings, outDir, quiet: true, config: { epochs: 2, batchSize: 8, microBatch: 8, width: 8, heads: 2, layers: 2, hidden: 16, k: 4, seed: 2 } });
-  const predict = async () => {
-    const run = await Predictor.fromRun(outDir, { kbInstance: p.kb, encoder: p.encoder });
-    const preds = await run.classifyEmbeddings(p.testEmbeddings);
-    await run.close();
-    return preds.map((pr) => Array.from(pr.probs));
-  };
+  const { predict, configFile } = await savedRun('old-run', 4, { epochs: 2 });
   const before = await predict();
-  const configFile = join(outDir, 'config.json');
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
   assert.equal(config.labelMemory, 'off');
   assert.equal(config.simBias, false);
@@ -149,17 +154,8 @@ test('compare: the fusion options reach the RetFormer rows only, never the basel
 });
 
 test('a similarity-bias run saved before simBiasGain existed loads with gain 10; the saved gain is the one the model uses', async () => {
-  const p = makeClusteredProblem({ dim: 16, trainCounts: [10, 6, 3], testPerClass: 4, kbPerClass: 5, imageNoise: 1, textNoise: 0.3, seed: 5 });
-  const outDir = join(tmp.dir, 'sim-run');
-  await trainRun({ dataset: p.train, kb: p.kb, encoder: p.encoder, embeddings: p.trainEmbeddings, outDir, quiet: true, config: { simBias: true, epochs: 3, batchSize: 8, microBatch: 8, width: 8, heads: 2, layers: 2, hidden: 16, k: 4, lr: 3e-2, seed: 2 } });
-  const predict = async () => {
-    const run = await Predictor.fromRun(outDir, { kbInstance: p.kb, encoder: p.encoder });
-    const preds = await run.classifyEmbeddings(p.testEmbeddings);
-    await run.close();
-    return preds.map((pr) => Array.from(pr.probs));
-  };
+  const { predict, configFile } = await savedRun('sim-run', 5, { simBias: true, epochs: 3, lr: 3e-2 });
   const before = await predict();
-  const configFile = join(outDir, 'config.json');
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
   assert.equal(config.simBiasGain, 10);
   delete config.simBiasGain;
