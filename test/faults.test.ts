@@ -136,6 +136,17 @@ describe('embedding cache under a full disk and a torn key file (fs mocked in-pr
   const vectorOf = (i: number) => Array.from({ length: dim }, (_, j) => 10 * i + j);
   const rowsOf = (m: Float32Array) => Array.from({ length: m.length / dim }, (_, r) => Array.from(m.subarray(r * dim, (r + 1) * dim)));
 
+  it('two caches opened on the same folder (parallel runs) append after each other, never over each other', async () => {
+    const root = join(dir, 'shared');
+    const first = new EmbeddingCache(root, encoder);
+    const second = new EmbeddingCache(root, encoder); // loaded before the first one writes: it saw 0 rows
+    assert.deepEqual(rowsOf(await first.embedImages(encoder, images.slice(0, 3))), [0, 1, 2].map(vectorOf));
+    assert.deepEqual(rowsOf(await second.embedImages(encoder, images.slice(3, 6))), [3, 4, 5].map(vectorOf));
+    assert.deepEqual(rowsOf(await second.embedImages(encoder, [images[4], images[3]])), [4, 3].map(vectorOf), 'its own rows, from memory');
+    const counting = new FakeEncoder(dim, new Map());
+    assert.deepEqual(rowsOf(await new EmbeddingCache(root, encoder).embedImages(counting, images)), [0, 1, 2, 3, 4, 5].map(vectorOf));
+  });
+
   it('a key line cut short (no newline) is not trusted: that image is embedded again', async () => {
     const root = join(dir, 'torn');
     await new EmbeddingCache(root, encoder).embedImages(encoder, images.slice(0, 3));

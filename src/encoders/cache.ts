@@ -38,7 +38,7 @@ export class EmbeddingCache {
         if (Number.isInteger(row) && row < stored) this.rows.set(line.slice(0, tab), row);
       }
     }
-    // new rows append after every stored vector (a key line lost in a crash only costs a re-embed)
+    // rows in memory are the file's rows as loaded, then this instance's appends (a key line lost in a crash only costs a re-embed)
     this.count = stored;
   }
 
@@ -81,11 +81,16 @@ export class EmbeddingCache {
       this.vectors = grown;
     }
     this.vectors.set(vecs, this.count * this.dim);
-    // rows go at their own offset, not at the end: a batch cut short by a full disk leaves a tail that the next batch overwrites
-    writeFully(join(this.dir, 'vectors.f32'), new Uint8Array(vecs.buffer, vecs.byteOffset, vecs.byteLength), this.count * this.dim * 4);
-    const lines = keys.map((k, i) => `${k}\t${this.count + i}`).join('\n');
+    // The file's rows go after the whole rows on disk now, not after this instance's count: another
+    // process (a parallel training run) or instance may have appended since this one loaded. A tail
+    // cut short by a full disk is overwritten by the next batch.
+    const vecFile = join(this.dir, 'vectors.f32');
+    const rowBytes = 4 * this.dim;
+    const fileRow = existsSync(vecFile) ? Math.floor(statSync(vecFile).size / rowBytes) : 0;
+    writeFully(vecFile, new Uint8Array(vecs.buffer, vecs.byteOffset, vecs.byteLength), fileRow * rowBytes);
+    const lines = keys.map((k, i) => `${k}\t${fileRow + i}`).join('\n');
     writeFully(join(this.dir, 'keys.tsv'), Buffer.from(`${lines}\n`), undefined);
-    for (const [i, k] of keys.entries()) this.rows.set(k, this.count + i);
+    for (const [i, k] of keys.entries()) this.rows.set(k, this.count + i); // rows in memory: this instance's own order
     this.count += keys.length;
   }
 }
