@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -141,5 +141,34 @@ describe('runComparison with the training-free baselines', () => {
     await assert.rejects(runComparison({ ...base, variants: ['nope'] }), /unknown method "nope"/);
     await assert.rejects(runComparison({ ...base, edges: { many: 5, few: 10 } }), /Few edge must not exceed/);
     await assert.rejects(runComparison({ ...base, jobs: 0 }), /compare: jobs:/);
+    await assert.rejects(runComparison({ ...base, kByMethod: { nope: 4 } }), /kByMethod names an unknown method "nope"/);
+  });
+
+  it('per-method k: the vote uses its own k, trained methods get theirs as --k, and each row says its k', async () => {
+    const { parseCompareOptions, trainJobs } = await import('../src/experiments/compare-plan.ts');
+    const { METHODS } = await import('../src/experiments/methods.ts');
+    const o = parseCompareOptions({ train: data.train, test: data.test, kb: kbDir, out: join(work, 'o'), k: 8, kByMethod: { 'image-only': 4, full: 16 } });
+    const kOf = (key: string) => {
+      const args = trainJobs(o, METHODS, { train: 'digest', kb: {} }).find((j) => j.method.key === key)!.args;
+      return args.includes('--k') ? Number(args[args.indexOf('--k') + 1]) : undefined;
+    };
+    assert.deepEqual([kOf('image-only'), kOf('full'), kOf('no-text'), kOf('mlp-only')], [4, 16, 8, 8]);
+    // a KB with one pair of the last class and five of each other: one neighbour votes right, fifteen out-vote that class
+    const rows = readFileSync(data.kbCsv, 'utf8').trim().split('\n');
+    const last = data.classes.at(-1)!;
+    let kept = 0;
+    const skewed = rows.filter((r, i) => i === 0 || !r.endsWith(`,${last}`) || kept++ < 1);
+    const skewedCsv = join(data.dir, 'kb-skewed.csv');
+    writeFileSync(skewedCsv, `${skewed.join('\n')}\n`);
+    const skewedKb = join(work, 'kb-skewed');
+    await buildKnowledgeBase({ pairsCsv: skewedCsv, out: skewedKb, encoderSpec: 'pixels', quiet: true });
+    const run = (kByMethod: Record<string, number>, out: string) =>
+      runComparison({ train: data.train, test: data.test, kb: skewedKb, out: join(work, out), k: 3, kByMethod, variants: ['knn-vote', 'zero-shot'], edges: { many: 10, few: 4 }, cacheDir: join(work, 'cache'), quiet: true });
+    const one = await run({ 'knn-vote': 1 }, 'o-k1');
+    const wide = await run({ 'knn-vote': 15 }, 'o-k15');
+    assert.deepEqual([one.methods[0].k, wide.methods[0].k], [1, 15]);
+    assert.equal(one.methods[0].metrics.overall, 100);
+    assert.equal(wide.methods[0].metrics.perClass[last], 0, `15 neighbours out-vote the class with one pair: ${JSON.stringify(wide.methods[0].metrics.perClass)}`);
+    assert.equal(one.methods[0].name, 'kNN vote', 'one retrieving method: no k in its name');
   });
 });

@@ -17,6 +17,8 @@ export interface MethodResult {
   confidences?: number[];
   runDir?: string;
   trainSeconds?: number;
+  /** Neighbours per query this method retrieved (absent for methods that do not retrieve). */
+  k?: number;
 }
 
 /** A method of the comparison that did not run or finish, and why (precondition, failed training, evaluation error). */

@@ -7,6 +7,7 @@ import { normalizeKbSpec } from '../kb/index.ts';
 import type { KbManifest } from '../kb/types.ts';
 import { LIFT_BUCKETS } from '../eval/types.ts';
 import { LABEL_MEMORY } from '../model/config.ts';
+import type { Slots } from '../util/concurrency.ts';
 import { RetformerError } from '../util/errors.ts';
 import { METHOD_KEYS, type MethodSpec } from './methods.ts';
 
@@ -24,6 +25,8 @@ export const CompareOptionsSchema = z
     config: z.string().min(1).optional(),
     epochs: positiveInt.optional(),
     k: positiveInt.optional(),
+    /** Per-method k (method key -> k), e.g. each chosen on validation; a method not listed uses `k`. */
+    kByMethod: z.record(z.string(), positiveInt).optional(),
     jobs: positiveInt.default(2),
     edges: z.object({ many: z.number().nonnegative(), few: z.number().nonnegative() }).default(LIFT_BUCKETS),
     variants: z
@@ -41,12 +44,19 @@ export const CompareOptionsSchema = z
 export type CompareOptions = z.input<typeof CompareOptionsSchema> & {
   /** Called with one line per step (training, evaluation); default prints `compare: <line>` on stderr unless quiet. */
   onStep?: (line: string) => void;
+  /** Training slots shared with other comparisons running at the same time (instead of `jobs`). */
+  slots?: Slots;
 };
 
 export type ParsedCompareOptions = z.output<typeof CompareOptionsSchema>;
 
 /** Default k for the kNN vote when neither --k nor a trained run says otherwise (the paper's k). */
 export const DEFAULT_K = 32;
+
+/** The k a method of this comparison uses when set by the options (its kByMethod entry, else `k`); undefined leaves it to the config. */
+export function methodK(o: ParsedCompareOptions, key: string): number | undefined {
+  return o.kByMethod?.[key] ?? o.k;
+}
 
 export function parseCompareOptions(options: CompareOptions): ParsedCompareOptions {
   const parsed = CompareOptionsSchema.safeParse(options);
@@ -56,6 +66,8 @@ export function parseCompareOptions(options: CompareOptions): ParsedCompareOptio
   }
   const unknown = parsed.data.variants.filter((v) => !METHOD_KEYS.includes(v));
   if (unknown.length > 0) throw new RetformerError(`compare: unknown method "${unknown[0]}" (choose from ${METHOD_KEYS.join(', ')})`);
+  const unknownK = Object.keys(parsed.data.kByMethod ?? {}).filter((key) => !METHOD_KEYS.includes(key));
+  if (unknownK.length > 0) throw new RetformerError(`compare: kByMethod names an unknown method "${unknownK[0]}" (choose from ${METHOD_KEYS.join(', ')})`);
   return parsed.data;
 }
 
@@ -115,7 +127,6 @@ export function fusionArgs(fusion: ParsedCompareOptions['fusion']): string[] {
 /** One `retformer train` per trainable method, with the stamp of everything its result depends on. */
 export function trainJobs(o: ParsedCompareOptions, methods: readonly MethodSpec[], inputs: { train: string; kb: Record<string, unknown> }): TrainJob[] {
   const common: string[] = ['--train', resolve(o.train), '--kb', normalizeKbSpec(o.kb), '--seed', String(o.seed)];
-  if (o.k !== undefined) common.push('--k', String(o.k));
   if (o.epochs !== undefined) common.push('--epochs', String(o.epochs));
   if (o.config !== undefined) common.push('--config', resolve(o.config));
   if (o.cacheDir !== undefined) common.push('--cache', resolve(o.cacheDir));
@@ -125,7 +136,8 @@ export function trainJobs(o: ParsedCompareOptions, methods: readonly MethodSpec[
     .map((m) => {
       const runDir = resolve(o.out, 'runs', m.key);
       const fusion = m.kind === 'retformer' ? fusionArgs(o.fusion) : [];
-      const args = ['--variant', m.train!.variant, ...(m.train!.adaptive ? ['--adaptive'] : []), ...fusion, ...common];
+      const k = m.train!.variant === 'mlp-only' ? o.k : methodK(o, m.key); // MLP only does not retrieve: its k stays what --k says
+      const args = ['--variant', m.train!.variant, ...(m.train!.adaptive ? ['--adaptive'] : []), ...fusion, ...(k === undefined ? [] : ['--k', String(k)]), ...common];
       return { method: m, runDir, args: ['train', ...args, '--out', runDir], stamp: { args, inputs: stampInputs } };
     });
 }

@@ -13,7 +13,7 @@ import type { KnowledgeBase } from '../kb/types.ts';
 import { RetformerError } from '../util/errors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.ts';
 import { formatComparisonMarkdown } from './compare-format.ts';
-import { type CompareOptions, DEFAULT_K, datasetDigest, kbFacts, kbIdentity, methodPrecondition, parseCompareOptions, trainJobs } from './compare-plan.ts';
+import { type CompareOptions, DEFAULT_K, datasetDigest, kbFacts, kbIdentity, methodK, methodPrecondition, parseCompareOptions, trainJobs } from './compare-plan.ts';
 import { METHODS } from './methods.ts';
 import { trainAll } from './train-jobs.ts';
 
@@ -80,7 +80,7 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
     await kbForInfo.close();
     kb = undefined;
     const t0 = performance.now();
-    const outcomes = await trainAll(jobs, o.out, o.jobs, step);
+    const outcomes = await trainAll(jobs, o.out, o.jobs, step, options.slots);
     timings.train = (performance.now() - t0) / 1000;
     for (const r of outcomes) {
       if (!r.skipped) timings[`train:${r.key}`] = r.seconds;
@@ -128,7 +128,8 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
           runEpochs ??= run.config.epochs;
           const r = await evaluateRun(run, testSet, { edges: o.edges, cacheDir: o.cacheDir, quiet: o.quiet });
           const confidences = r.details.outputs.map((p) => Math.round(p.probability * 1e6) / 1e6); // for the calibration charts
-          byKey.set(m.key, { key: m.key, name: m.name, kind: m.kind, metrics: r.metrics, predictions: r.predictions, confidences, runDir, trainSeconds: trainSeconds.get(m.key) });
+          const k = m.train.variant === 'mlp-only' ? undefined : run.config.k;
+          byKey.set(m.key, { key: m.key, name: m.name, kind: m.kind, metrics: r.metrics, predictions: r.predictions, confidences, runDir, trainSeconds: trainSeconds.get(m.key), ...(k === undefined ? {} : { k }) });
           if (m.key === 'mlp-only') mlpPredictions = r.predictions;
           if (m.key === 'full') fullOutputs = r.details.outputs;
           if (m.train.variant !== 'mlp-only' && retrievalOutputs === undefined) {
@@ -148,11 +149,12 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
           timings.embed = (performance.now() - te) / 1000;
         }
         let predictions: number[];
+        const voteK = methodK(o, 'knn-vote') ?? runK ?? DEFAULT_K;
         try {
           predictions =
             m.key === 'knn-vote'
               ? await knnVote(kb, baselineEmbeddings, classes, {
-                  k: o.k ?? runK ?? DEFAULT_K,
+                  k: voteK,
                   encoderId: baselineEncoder.id,
                   fallbackClass: trainCounts.indexOf(Math.max(...trainCounts)),
                   sources: testSet.samples.map((s) => s.path),
@@ -166,7 +168,7 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
           continue;
         }
         const metrics = computeMetrics({ predictions, labels, classes, trainCounts, edges: o.edges });
-        byKey.set(m.key, { key: m.key, name: m.name, kind: m.kind, metrics, predictions });
+        byKey.set(m.key, { key: m.key, name: m.name, kind: m.kind, metrics, predictions, ...(m.key === 'knn-vote' ? { k: voteK } : {}) });
       }
       const seconds = (performance.now() - t0) / 1000;
       timings[`eval:${m.key}`] = seconds;
@@ -177,6 +179,9 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
     await baselineEncoder?.close();
   }
   const results = methods.filter((m) => byKey.has(m.key)).map((m) => byKey.get(m.key)!);
+  // When the methods retrieve with different k (kByMethod), each row says its k.
+  const ks = new Set(results.flatMap((r) => (r.k === undefined ? [] : [r.k])));
+  if (ks.size > 1) for (const r of results) if (r.k !== undefined) r.name = `${r.name} (k = ${r.k})`;
 
   labels ??= labelIndices(testSet, classes);
   const test = testSet.samples.map((s, i) => ({ path: s.path, label: labels![i] }));
@@ -215,6 +220,7 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
   const epochs = o.epochs ?? runEpochs;
   if (typeof epochs === 'number') settings.epochs = epochs;
   if (o.config !== undefined) settings.config = resolve(o.config);
+  if (ks.size > 1) settings.kByMethod = results.flatMap((r) => (r.k === undefined ? [] : [`${r.key} ${r.k}`])).join(', ');
   if (o.fusion?.labelMemory) settings.labelMemory = o.fusion.labelMemory;
   if (o.fusion?.simBias) settings.simBias = true;
   if (puritySource !== '') settings.puritySource = puritySource;

@@ -91,6 +91,21 @@ export async function ensureNoisySplit(out: string, sources: SourceKbs, train: s
   return { train: noisyCsv, kb };
 }
 
+/**
+ * Embed the test pictures once with the KBs' shared encoder, into the embedding cache, so that the
+ * comparisons running side by side find them there instead of each embedding them again.
+ */
+export async function warmTestEmbeddings(kb: string, testCsv: string, quiet: boolean): Promise<void> {
+  const { openKbEncoder, normalizeKbSpec } = await import('../kb/index.ts');
+  const { embedTestImages } = await import('../eval/evaluate.ts');
+  const encoder = await openKbEncoder(normalizeKbSpec(kb));
+  try {
+    await embedTestImages(encoder, readDataset(testCsv), { quiet });
+  } finally {
+    await encoder.close();
+  }
+}
+
 const f1 = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(1));
 const metricCells = (m: EvalMetrics) => [f1(m.many), f1(m.medium), f1(m.few), f1(m.overall), f1(m.balanced)];
 
@@ -117,15 +132,25 @@ export function sourcesSection(bySource: Record<string, CompareResults>, headlin
   };
 }
 
-export function selectionSection(s: SelectionResult): ReportSection {
+const METHOD_NAMES: Record<string, string> = { full: 'RetFormer full', 'image-only': 'Image-only retrieval (RAC-like)', 'knn-vote': 'kNN vote' };
+
+/** The validation candidates of every method whose k was chosen, the chosen one marked. */
+export function selectionSection(selections: readonly SelectionResult[]): ReportSection {
+  const first = selections[0];
+  const rows = selections.flatMap((s) =>
+    s.candidates.map((c, i) => {
+      const se = s.standardErrors[i];
+      return [METHOD_NAMES[s.method] ?? s.method, String(c.k), f1(c.many), f1(c.medium), f1(c.few), f1(c.overall), f1(c.balanced), se === null ? '-' : se === 0 ? 'best' : se.toFixed(1), c.k === s.chosen.k && c.tau === s.chosen.tau ? 'chosen' : ''];
+    }),
+  );
   return {
     id: 'selection',
     title: 'Settings chosen on validation',
     notes: [
-      `k for every retrieval method was chosen on a validation split carved from the training data (${s.validationSize} of ${s.trainSize + s.validationSize} training pictures, stratified, seed ${s.seed}; never a test picture), training RetFormer full on the rest with each candidate; criterion: ${s.criterion}. Chosen: k = ${s.chosen.k}.`,
+      `k for each retrieval method was chosen on a validation split carved from the training data (${first.validationSize} of ${first.trainSize + first.validationSize} training pictures, stratified, seed ${first.seed}; never a test picture): the trained methods with each candidate trained on the rest, the kNN vote with no training; criterion: ${first.criterion}. "SE" is that paired standard error of the gap to the best candidate. The RetFormer ablations use RetFormer full's k. Chosen: ${selections.map((s) => `${METHOD_NAMES[s.method] ?? s.method} k = ${s.chosen.k}`).join(', ')}.`,
     ],
-    header: ['k', 'tau', 'Many', 'Medium', 'Few', 'Overall', 'Balanced', ''],
-    rows: s.candidates.map((c) => [String(c.k), String(c.tau), f1(c.many), f1(c.medium), f1(c.few), f1(c.overall), f1(c.balanced), c.k === s.chosen.k && c.tau === s.chosen.tau ? 'chosen' : '']),
+    header: ['method', 'k', 'Many', 'Medium', 'Few', 'Overall', 'Balanced', 'SE', ''],
+    rows,
   };
 }
 

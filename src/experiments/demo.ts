@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CompareResults, ReportSection } from '../eval/results.ts';
+import type { SelectArm } from '../eval/select.ts';
+import { Slots } from '../util/concurrency.ts';
 import { sectionMarkdown } from './demo-retrieval.ts';
 
 /** What the demo runs; `--quick` is the smoke-check preset. */
@@ -52,7 +54,8 @@ export async function runDemo(plan: DemoPlan): Promise<DemoResult> {
   const { buildEmojiBenchmark } = await import('../data/emoji.ts');
   const { runComparison } = await import('./compare.ts');
   const { renderReport } = await import('../eval/report/index.ts');
-  const { selectSettings, K_GRID } = await import('../eval/select.ts');
+  const { K_GRID, prepareValidation, selectForArms, selectVoteK } = await import('../eval/select.ts');
+  const { METHOD_KEYS } = await import('./methods.ts');
   const retrieval = await import('./demo-retrieval.ts');
   const log = (line: string) => say(plan, line);
   const timings: Record<string, number> = {};
@@ -76,39 +79,52 @@ export async function runDemo(plan: DemoPlan): Promise<DemoResult> {
   t = lap('kbs', t);
 
   const kGrid = plan.kGrid ?? [...K_GRID];
-  say(plan, `3/7 choosing k among ${kGrid.join(', ')} on a validation split carved from the training data (RetFormer full, "all" KB)`);
-  const selection = await selectSettings({
+  const variants = plan.variants ?? [...METHOD_KEYS];
+  const sourceVariants = plan.sourceVariants ?? ['knn-vote', 'image-only', 'full'];
+  const runs = (key: string) => variants.includes(key) || sourceVariants.includes(key);
+  say(plan, `3/7 choosing k among ${kGrid.join(', ')} for each retrieval method on a validation split carved from the training data ("all" KB)`);
+  const split = prepareValidation(bench.files.train, join(plan.out, 'select'), { seed: plan.seed });
+  say(plan, `    validation split: ${split.trainSize} training / ${split.validationSize} validation pictures (share ${split.share}, seed ${split.seed})`);
+  const arms: SelectArm[] = [{ key: 'full', variant: 'full', ...DEMO_FUSION }, ...(runs('image-only') ? [{ key: 'image-only', variant: 'image-only' as const }] : [])];
+  const selections = await selectForArms({
     train: bench.files.train,
     kb: sources.kbs.all,
     out: join(plan.out, 'select'),
     config: DEMO_CONFIG,
-    variant: 'full',
-    ...DEMO_FUSION,
+    arms,
+    split,
     grid: { k: kGrid },
-    seed: plan.seed,
     epochs: plan.epochs,
     jobs: plan.jobs,
     onStep: (line) => log(`    ${line}`),
   });
-  const k = selection.chosen.k;
-  say(plan, `    chosen: k = ${k}`);
+  if (runs('knn-vote')) selections.push(await selectVoteK({ split, kb: sources.kbs.all, grid: kGrid }));
+  const chosenK = Object.fromEntries(selections.map((sel) => [sel.method, sel.chosen.k]));
+  const k = chosenK.full;
+  // The RetFormer ablations share full's k; each baseline that retrieves has its own.
+  const kByMethod: Record<string, number> = { ...chosenK, 'no-text': k, 'no-image': k, adaptive: k };
+  say(plan, `    chosen: ${selections.map((sel) => `${sel.method} k = ${sel.chosen.k}`).join(', ')}`);
   t = lap('select', t);
 
-  const common = { test: bench.files.test, config: DEMO_CONFIG, epochs: plan.epochs, jobs: plan.jobs, edges: bench.edges, seed: plan.seed, quiet: plan.quiet, k, fusion: DEMO_FUSION };
-  say(plan, `4/7 every method on the "${retrieval.HEADLINE_SOURCE}" KB (${plan.jobs} training processes at a time)`);
-  const results = await runComparison({ ...common, train: bench.files.train, kb: sources.kbs.all, out: join(plan.out, 'compare'), ...(plan.variants ? { variants: plan.variants } : {}) });
+  say(plan, `4/7 noisy labels: ${retrieval.NOISE_RATE * 100}% symmetric noise on the training labels, and the "all" KB with them`);
+  const noisy = await retrieval.ensureNoisySplit(plan.out, sources, bench.files.train, plan.seed, log);
+  await retrieval.warmTestEmbeddings(sources.kbs.all, bench.files.test, plan.quiet);
+
+  // 5/7: every comparison at once, their training processes sharing plan.jobs slots (no stage waits on another's slowest run).
+  say(plan, `5/7 every method on the "${retrieval.HEADLINE_SOURCE}" KB, the retrieval methods on the downstream and external KBs, MLP only and RetFormer full on the noisy labels (${plan.jobs} training processes at a time)`);
+  const slots = new Slots(plan.jobs);
+  const stepOf = (name: string) => (line: string) => log(`    ${name}: ${line}`);
+  const common = { test: bench.files.test, config: DEMO_CONFIG, epochs: plan.epochs, jobs: plan.jobs, edges: bench.edges, seed: plan.seed, quiet: plan.quiet, k, kByMethod, fusion: DEMO_FUSION, slots };
+  const [results, downstream, external, noisyResults] = await Promise.all([
+    runComparison({ ...common, train: bench.files.train, kb: sources.kbs.all, out: join(plan.out, 'compare'), variants, onStep: stepOf('all') }),
+    runComparison({ ...common, train: bench.files.train, kb: sources.kbs.downstream, out: join(plan.out, 'compare-downstream'), variants: sourceVariants, onStep: stepOf('downstream') }),
+    runComparison({ ...common, train: bench.files.train, kb: sources.kbs.external, out: join(plan.out, 'compare-external'), variants: sourceVariants, onStep: stepOf('external') }),
+    runComparison({ ...common, train: noisy.train, kb: noisy.kb, out: join(plan.out, 'compare-noisy'), variants: ['mlp-only', 'full'], onStep: stepOf('noisy') }),
+  ]);
+  const bySource: Record<string, CompareResults> = { [retrieval.HEADLINE_SOURCE]: results, downstream, external };
   t = lap('compare', t);
 
-  say(plan, '5/7 the retrieval methods on the downstream and external KBs');
-  const bySource: Record<string, CompareResults> = { [retrieval.HEADLINE_SOURCE]: results };
-  for (const source of ['downstream', 'external'] as const) {
-    bySource[source] = await runComparison({ ...common, train: bench.files.train, kb: sources.kbs[source], out: join(plan.out, `compare-${source}`), variants: plan.sourceVariants ?? ['knn-vote', 'image-only', 'full'] });
-  }
-  t = lap('sources', t);
-
-  say(plan, `6/7 noisy labels: ${retrieval.NOISE_RATE * 100}% symmetric noise, MLP only against RetFormer full, then the label audit`);
-  const noisy = await retrieval.ensureNoisySplit(plan.out, sources, bench.files.train, plan.seed, log);
-  const noisyResults = await runComparison({ ...common, train: noisy.train, kb: noisy.kb, out: join(plan.out, 'compare-noisy'), variants: ['mlp-only', 'full'] });
+  say(plan, '6/7 the label audit of the noisy training split');
   const { auditTrainingCsv, writeAudit } = await import('../eval/audit.ts');
   const { Predictor } = await import('../infer/predictor.ts');
   const noisyRun = await Predictor.fromRun(join(plan.out, 'compare-noisy', 'runs', 'full'));
@@ -119,13 +135,13 @@ export async function runDemo(plan: DemoPlan): Promise<DemoResult> {
     await noisyRun.close();
   }
   writeAudit(plan.report, audit);
-  t = lap('noise', t);
+  t = lap('audit', t);
 
   say(plan, `7/7 writing the report to ${plan.report}`);
   const outcome = retrieval.noiseOutcome(results, noisyResults);
-  results.sections = [retrieval.selectionSection(selection), retrieval.sourcesSection(bySource, retrieval.HEADLINE_SOURCE), ...(outcome ? [retrieval.noiseSection(outcome, audit.summary)] : [])];
+  results.sections = [retrieval.selectionSection(selections), retrieval.sourcesSection(bySource, retrieval.HEADLINE_SOURCE), ...(outcome ? [retrieval.noiseSection(outcome, audit.summary)] : [])];
   results.settings.kbSource = retrieval.HEADLINE_SOURCE;
-  results.settings.kChosenOnValidation = k;
+  results.settings.kChosenOnValidation = selections.map((sel) => `${sel.method} ${sel.chosen.k}`).join(', ');
   await renderReport(results, plan.report);
   lap('report', t);
 

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { mapConcurrent } from '../util/concurrency.ts';
+import { mapConcurrent, type Slots } from '../util/concurrency.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import type { TrainJob } from './compare-plan.ts';
 import { RETFORMER_BIN } from '../util/retformer-process.ts';
@@ -39,15 +39,18 @@ export interface TrainOutcome {
   error?: string;
 }
 
-/** Train every job (OUT/runs/<key>, logs in OUT/logs, stamps in OUT/stamps); failures are outcomes, not exceptions. */
-export async function trainAll(jobs: readonly TrainJob[], out: string, concurrency: number, step: (line: string) => void): Promise<TrainOutcome[]> {
+/**
+ * Train every job (OUT/runs/<key>, logs in OUT/logs, stamps in OUT/stamps); failures are outcomes, not
+ * exceptions. `concurrency` processes at a time, or, with `slots`, as many as the shared slots allow.
+ */
+export async function trainAll(jobs: readonly TrainJob[], out: string, concurrency: number, step: (line: string) => void, slots?: Slots): Promise<TrainOutcome[]> {
   const logsDir = resolve(out, 'logs');
   const stampsDir = resolve(out, 'stamps');
   mkdirSync(logsDir, { recursive: true });
   mkdirSync(stampsDir, { recursive: true });
   mkdirSync(resolve(out, 'runs'), { recursive: true });
   let finished = 0;
-  return mapConcurrent(jobs, concurrency, async (job) => {
+  return mapConcurrent(jobs, slots ? jobs.length : concurrency, async (job) => {
     const key = job.method.key;
     const stampFile = join(stampsDir, `${key}.json`);
     const stampText = JSON.stringify(job.stamp);
@@ -65,9 +68,13 @@ export async function trainAll(jobs: readonly TrainJob[], out: string, concurren
     if (!resume) rmSync(job.runDir, { recursive: true, force: true });
     writeFileAtomic(pendingFile, `${stampText}\n`);
     const logFile = join(logsDir, `${key}.log`);
-    step(`train ${key}: ${resume ? 'resuming' : 'started'} (log ${logFile})`);
-    const t0 = performance.now();
-    const code = await runTrainProcess(resume ? [...job.args, '--resume'] : job.args, logFile, resume);
+    let t0 = 0;
+    const train = () => {
+      step(`train ${key}: ${resume ? 'resuming' : 'started'} (log ${logFile})`);
+      t0 = performance.now();
+      return runTrainProcess(resume ? [...job.args, '--resume'] : job.args, logFile, resume);
+    };
+    const code = slots ? await slots.run(train) : await train();
     const seconds = (performance.now() - t0) / 1000;
     finished++;
     if (code !== 0 || !existsSync(join(job.runDir, 'model'))) {

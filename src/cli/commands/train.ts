@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { join, resolve } from 'node:path';
-import { K_GRID, type SelectionResult, TAU_GRID } from '../../eval/select.ts';
+import { K_GRID, SELECTION_RULES, type SelectionResult, TAU_GRID } from '../../eval/select.ts';
 import { LABEL_MEMORY, VARIANTS } from '../../model/config.ts';
 import { RetformerError } from '../../util/errors.ts';
 import { writeJsonAtomic } from '../../util/fs.ts';
@@ -20,6 +20,7 @@ const trainFlagsSchema = z.object({
   k: z.union([z.literal('auto'), z.coerce.number().int().min(1)]).optional(),
   tau: z.union([z.literal('auto'), z.coerce.number().positive()]).optional(),
   jobs: z.coerce.number().int().min(1).default(2),
+  selectRule: z.enum(SELECTION_RULES).optional(),
   epochs: z.coerce.number().int().min(1).optional(),
   batchSize: z.coerce.number().int().min(1).optional(),
   lr: z.coerce.number().positive().optional(),
@@ -52,6 +53,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--k <n|auto>', `neighbours per query (default 32); auto: chosen among ${K_GRID.join(', ')} on a validation split carved from --train (RUN_DIR/selection.json)`)
     .option('--tau <x|auto>', `fusion scale tau (default 1); auto: chosen among ${TAU_GRID.join(', ')} on the same validation split`)
     .option('--jobs <n>', 'with auto: candidate runs trained at a time', '2')
+    .option('--select-rule <rule>', `with auto: ${SELECTION_RULES.join(' | ')} (default one-se: the smallest k within one paired standard error of the best balanced accuracy; best: the highest)`)
     .option('--epochs <n>', 'epochs (default 25)')
     .option('--batch-size <n>', 'samples per optimizer step (default 256; run as micro-batches)')
     .option('--lr <x>', 'peak learning rate (default 5e-4)')
@@ -84,6 +86,7 @@ export function registerTrainCommand(program: Command): void {
           seed: flags.seed,
           epochs: flags.epochs,
           jobs: flags.jobs,
+          rule: flags.selectRule,
           cacheDir: flags.cache,
           onStep: flags.quiet ? undefined : (line) => process.stderr.write(`select: ${line}\n`),
         });
