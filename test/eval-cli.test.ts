@@ -44,6 +44,9 @@ describe('eval / predict / compare command line', () => {
       cli(['compare', '--train', csv, '--test', csv, '--kb', work, '--out', join(work, 'o'), '--variants', 'full,bogus']),
       cli(['compare', '--train', csv, '--test', csv, '--kb', work, '--out', join(work, 'o'), '--jobs', '1.5']),
       cli(['compare', '--train', join(work, 'nope.csv'), '--test', csv, '--kb', work, '--out', join(work, 'o')]),
+      cli(['compare', '--train', csv, '--test', csv, '--kb', work, '--out', join(work, 'o'), '--k-method', 'knn-vote=4,bogus=2']),
+      cli(['compare', '--train', csv, '--test', csv, '--kb', work, '--out', join(work, 'o'), '--k-method', 'knn-vote']),
+      cli(['compare', '--train', csv, '--test', csv, '--kb', work, '--out', join(work, 'o'), '--k-method', 'image-only=0']),
     ]);
     // commander's own usage errors: its message plus the project's "(run with --help for usage)" hint
     assert.notEqual(results[0].code, 0);
@@ -57,5 +60,8 @@ describe('eval / predict / compare command line', () => {
     assert.match(lines[6], /^retformer: --variants: unknown "bogus" \(choose from mlp-only, knn-vote, /);
     assert.match(lines[7], /^retformer: --jobs: expected a positive integer, got "1\.5"$/);
     assert.match(lines[8], /^retformer: .*nope\.csv: not found \(--train\)$/);
+    assert.match(lines[9], /^retformer: --k-method: unknown "bogus" \(choose from mlp-only, knn-vote, /);
+    assert.match(lines[10], /^retformer: --k-method: "knn-vote" is not key=n$/);
+    assert.match(lines[11], /^retformer: --k-method: expected a positive integer, got "0"$/);
   });
 });

@@ -62,3 +62,17 @@ export function listFlag(flag: string, value: string, allowed: readonly string[]
   }
   return [...new Set(items)];
 }
+
+/** `key=n,key=n` with keys from `allowed` and positive integers (e.g. --k-method knn-vote=4,image-only=8). */
+export function keyedIntsFlag(flag: string, value: string, allowed: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of value.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const eq = item.indexOf('=');
+    if (eq < 0) throw new RetformerError(`${flag}: "${item}" is not key=n`);
+    const key = item.slice(0, eq).trim();
+    if (!allowed.includes(key)) throw new RetformerError(`${flag}: unknown "${key}" (choose from ${allowed.join(', ')})`);
+    out[key] = positiveIntFlag(flag, item.slice(eq + 1).trim());
+  }
+  if (Object.keys(out).length === 0) throw new RetformerError(`${flag}: empty list (key=n, keys from ${allowed.join(', ')})`);
+  return out;
+}

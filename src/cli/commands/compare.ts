@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { choiceFlag, edgesFromFlags, listFlag, nonNegativeIntFlag, positiveIntFlag } from '../flag-values.ts';
+import { choiceFlag, edgesFromFlags, keyedIntsFlag, listFlag, nonNegativeIntFlag, positiveIntFlag } from '../flag-values.ts';
 import { METHOD_KEYS } from '../../experiments/methods.ts';
 import { LIFT_BUCKETS } from '../../eval/types.ts';
 import { LABEL_MEMORY } from '../../model/config.ts';
@@ -12,6 +12,7 @@ interface CompareFlags {
   config?: string;
   epochs?: string;
   k?: string;
+  kMethod?: string;
   jobs: string;
   many?: string;
   few?: string;
@@ -43,6 +44,7 @@ export function registerCompareCommand(program: Command): void {
     .option('--config <file>', 'training config JSON passed to every `retformer train`')
     .option('--epochs <n>', 'training epochs (default: the training config)')
     .option('--k <n>', 'neighbours retrieved (default: the training config; kNN vote uses the same)')
+    .option('--k-method <list>', 'per-method k overriding --k, e.g. knn-vote=4,image-only=8 (the demo chooses each on validation)')
     .option('--jobs <n>', 'training processes at a time (2 uses both cores)', '2')
     .option('--many <n>', `Many bucket: classes with more than n training images (default ${LIFT_BUCKETS.many})`)
     .option('--few <n>', `Few bucket: classes with fewer than n training images (default ${LIFT_BUCKETS.few})`)
@@ -62,6 +64,7 @@ export function registerCompareCommand(program: Command): void {
         config: flags.config,
         epochs: flags.epochs === undefined ? undefined : positiveIntFlag('--epochs', flags.epochs),
         k: flags.k === undefined ? undefined : positiveIntFlag('--k', flags.k),
+        kByMethod: flags.kMethod === undefined ? undefined : keyedIntsFlag('--k-method', flags.kMethod, METHOD_KEYS),
         jobs: positiveIntFlag('--jobs', flags.jobs),
         edges: edgesFromFlags(flags.many, flags.few, LIFT_BUCKETS),
         variants: flags.variants === undefined ? [...METHOD_KEYS] : listFlag('--variants', flags.variants, METHOD_KEYS),
