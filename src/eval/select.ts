@@ -201,8 +201,11 @@ export async function selectForArms(options: CommonSelectOptions & { arms: reado
 
   const grid = ks.flatMap((k) => taus.map((tau) => ({ k, tau })));
   const jobs = options.arms.flatMap((arm, armIndex) => grid.map((setting) => ({ arm, armIndex, ...setting })));
+  // The costliest runs (largest k) start first, so that the pool does not end waiting on one of them.
+  const byCost = jobs.map((_, i) => i).sort((a, b) => jobs[b].k - jobs[a].k || a - b);
   let finished = 0;
-  const results = await mapConcurrent(jobs, options.jobs ?? 2, async ({ arm, k, tau }): Promise<CandidateResult> => {
+  const ranked = await mapConcurrent(byCost, options.jobs ?? 2, async (index): Promise<CandidateResult> => {
+    const { arm, k, tau } = jobs[index];
     const name = `${arm.variant}${arm.adaptive ? '-adaptive' : ''}${arm.labelMemory ? `-labels-${arm.labelMemory}` : ''}${arm.simBias ? '-simbias' : ''}-k${k}-tau${tau}-s${seed}${options.epochs ? `-e${options.epochs}` : ''}`;
     const config = { ...base, k, tau };
     const stamp = JSON.stringify({ config, variant: arm.variant, adaptive: arm.adaptive ?? false, labelMemory: arm.labelMemory, simBias: arm.simBias, seed, epochs: options.epochs, kb: resolve(options.kb), train: trainBytes });
@@ -231,6 +234,10 @@ export async function selectForArms(options: CommonSelectOptions & { arms: reado
     writeJsonAtomic(resultFile, { stamp, result });
     step(`[${++finished}/${jobs.length}] ${name}: balanced ${m.balanced.toFixed(1)}, overall ${m.overall.toFixed(1)} on validation`);
     return result;
+  });
+  const results: CandidateResult[] = [];
+  byCost.forEach((index, r) => {
+    results[index] = ranked[r];
   });
   return options.arms.map((arm, i) =>
     summarise(
