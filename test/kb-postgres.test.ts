@@ -283,3 +283,13 @@ for (const { name, start } of servers) {
     });
   });
 }
+
+test('Postgres: a search that names no ef widens with the table, as the file backend does', async () => {
+  const { pgDefaultEf } = await import('../src/kb/postgres/postgres-kb.ts');
+  const { defaultSearchEf } = await import('../src/kb/format.ts');
+  const hnsw = { m: 16, efConstruction: 128, efSearch: 96 };
+  assert.equal(pgDefaultEf({ rows: 5_000, hnsw }), 96);
+  assert.equal(pgDefaultEf({ rows: 1_000_000, hnsw }), 256);
+  assert.equal(pgDefaultEf({ rows: 2_000_000, hnsw }), defaultSearchEf(2_000_000));
+  assert.equal(pgDefaultEf({ rows: 5_000, hnsw: { ...hnsw, efSearch: 500 } }), 500, 'never below the recorded efSearch');
+});

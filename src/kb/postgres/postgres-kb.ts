@@ -6,7 +6,7 @@ import pg from 'pg';
 import { openEncoder as openEncoderFromDir } from '../../encoders/registry.ts';
 import type { Encoder, EncoderDescriptor } from '../../encoders/types.ts';
 import { RetformerError } from '../../util/errors.ts';
-import { checksumDir } from '../format.ts';
+import { checksumDir, defaultSearchEf } from '../format.ts';
 import { DEFAULT_KB_DTYPE, type EncoderFiles, type KbCreateOptions, type KbDtype, type KbManifest, type KbWriter, type Modality, type Neighbour, type PairMeta, type SearchOptions, type WritableKnowledgeBase, type WriteOptions } from '../types.ts';
 import { parseVectorLiteral } from './load.ts';
 import { type PgSpec, parsePgSpec, type TableNames, tableNames } from './spec.ts';
@@ -30,6 +30,16 @@ import { newNeutralManifest } from '../manifest.ts';
 import { checkSearchRequest } from '../vector-check.ts';
 
 export const PG_FORMAT_VERSION = 1;
+
+/**
+ * The ef_search of a query that names none: the file backend's rule (defaultSearchEf: 96 up to
+ * 250k rows, growing to 256 at 1M), never below the table's recorded efSearch. The steps were
+ * measured on usearch's HNSW; pgvector's, built with the same M (16), is assumed alike (not
+ * measured at 1M here).
+ */
+export function pgDefaultEf(state: Pick<PgState, 'rows' | 'hnsw'>): number {
+  return defaultSearchEf(state.rows, state.hnsw.efSearch);
+}
 
 /** This backend's own state beside the neutral manifest fields (as the file backend's `folder` section). */
 export interface PgState {
@@ -194,7 +204,7 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
     const { k } = options;
     if (this.pending || this.size === 0) return Array.from({ length: n }, () => []);
     const m = this.current;
-    const ef = options.ef ?? m.postgres.hnsw.efSearch;
+    const ef = options.ef ?? pgDefaultEf(m.postgres);
     const { rows: total, removed } = m.postgres;
     if (!Number.isInteger(ef) || ef <= 0) throw new RetformerError(`ef must be a positive integer, got ${ef}`);
     let maxExcluded = 0;
