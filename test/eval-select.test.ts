@@ -125,5 +125,9 @@ describe('choosing settings on validation', () => {
     const trainPaths = new Set(readDataset(join(`${run}.select`, 'train.csv')).samples.map((s) => s.path));
     assert.ok(readDataset(join(`${run}.select`, 'validation.csv')).samples.every((s) => !trainPaths.has(s.path)));
     assert.match(formatSelection(selection), new RegExp(`\\| ${selection.chosen.k} \\| 1 \\|.*\\| chosen \\|`));
+    assert.equal(selection.rule, 'one-se');
+    assert.equal(selection.standardErrors.length, K_GRID.length);
+    const best = chooseCandidate(selection.candidates, 'best');
+    assert.equal(selection.standardErrors[selection.candidates.findIndex((x) => x.k === best.k)], 0, 'the best candidate is the reference');
   });
 });

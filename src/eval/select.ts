@@ -298,12 +298,14 @@ export function formatSelection(s: SelectionResult): string {
   const lines = [
     `Settings chosen on a validation split carved from the training data (${s.validationSize} of ${s.trainSize + s.validationSize} pictures, seed ${s.seed}); criterion: ${s.criterion}.`,
     '',
-    '| k | tau | Many | Medium | Few | Overall | Balanced | |',
-    '|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| k | tau | Many | Medium | Few | Overall | Balanced | SE of the gap to the best | |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
-  for (const c of s.candidates) {
+  for (const [i, c] of s.candidates.entries()) {
     const chosen = c.k === s.chosen.k && c.tau === s.chosen.tau ? 'chosen' : '';
-    lines.push(`| ${c.k} | ${c.tau} | ${cell(c.many)} | ${cell(c.medium)} | ${cell(c.few)} | ${cell(c.overall)} | ${cell(c.balanced)} | ${chosen} |`);
+    const se = s.standardErrors?.[i];
+    const seCell = se === undefined || se === null ? '-' : se === 0 ? 'best' : se.toFixed(1);
+    lines.push(`| ${c.k} | ${c.tau} | ${cell(c.many)} | ${cell(c.medium)} | ${cell(c.few)} | ${cell(c.overall)} | ${cell(c.balanced)} | ${seCell} | ${chosen} |`);
   }
   return `${lines.join('\n')}\n`;
 }
