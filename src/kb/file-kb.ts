@@ -255,6 +255,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
 
   private closeGeneration(g: Generation): void {
     g.indexes.clear();
+    g.meta.close();
     for (const fd of g.fds.values()) closeSync(fd);
     g.fds.clear();
   }
