@@ -182,11 +182,12 @@ async function measure(dir: string, n: number): Promise<SizeResult> {
   };
   for (let q = 0; q < Math.min(50, queryCount); q++) await one(q, false); // warm-up: sessions, mapped pages, JIT
   for (let round = 0; round < cfg.rounds; round++) for (let q = 0; q < queryCount; q++) await one(q, true);
+  const ef = kb.defaultEf; // the ef kb.search used
   await kb.close();
 
   // the floor of the search phase: raw usearch on the same index file, same ef, one thread
   const m = kb.manifest;
-  const index = newHnswIndex(dim, m.folder.index, m.dtype);
+  const index = newHnswIndex(dim, m.folder.index, m.dtype, ef);
   index.view(join(dir, m.folder.files.imageIndex));
   const raw: number[] = [];
   for (let q = 0; q < Math.min(50, queryCount); q++) index.search(q1(q), k, 1);
