@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import usearch from 'usearch';
 import { z } from 'zod';
 import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
-import { checksumFiles } from '../src/kb/format.ts';
+import { checksumFiles, DEFAULT_INDEX_PARAMS } from '../src/kb/format.ts';
 import { KB_DTYPES, type EmbeddedPair } from '../src/kb/types.ts';
 import { Rng } from '../src/util/rng.ts';
 import { intFlag, listFlag, parseBenchFlags } from './flags.ts';
@@ -101,7 +101,7 @@ try {
 const f = (x: number, d = 0) => x.toFixed(d);
 const f32 = rows.find((r) => r.dtype === 'f32');
 const lines = [
-  `KB dtypes: ${n.toLocaleString('en')} clustered ${dim}-d pairs (${cfg.clusters} clusters), ${cfg.queries} held-out queries, k = ${k}, cosine HNSW M16 efC128, recall@${k} of the image search against exact f32 search`,
+  `KB dtypes: ${n.toLocaleString('en')} clustered ${dim}-d pairs (${cfg.clusters} clusters), ${cfg.queries} held-out queries, k = ${k}, cosine HNSW M${DEFAULT_INDEX_PARAMS.connectivity} efC${DEFAULT_INDEX_PARAMS.expansionAdd}, recall@${k} of the image search against exact f32 search`,
   '',
   `| dtype | build s | bytes/pair | vs f32 | cold open + first search ms | ${cfg.ef.map((ef) => `recall@${k} ef ${ef}`).join(' | ')} | ${cfg.ef.map((ef) => `QPS ef ${ef}`).join(' | ')} |`,
   `|---|---|---|---|---|${cfg.ef.map(() => '---|').join('')}${cfg.ef.map(() => '---|').join('')}`,

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import usearch from 'usearch';
 import { z } from 'zod';
-import { checksumFiles } from '../src/kb/format.ts';
+import { checksumFiles, DEFAULT_INDEX_PARAMS } from '../src/kb/format.ts';
 import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import type { EmbeddedPair } from '../src/kb/types.ts';
@@ -48,7 +48,7 @@ const queries = clustered(cfg.queries, centres, rng); // [q, dim]
 
 // -- raw usearch: one index, same parameters, one add call on all cores
 const dir = mkdtempSync(join(tmpdir(), 'retformer-bench-kb-'));
-const params = { metric: 'cos' as const, connectivity: 16, expansionAdd: 128, expansionSearch: 96 };
+const params = { ...DEFAULT_INDEX_PARAMS }; // the KB's own parameters, so raw and KB search the same graph shape
 log('raw usearch build ...');
 let t = performance.now();
 const raw = newHnswIndex(dim, params);
@@ -137,7 +137,7 @@ await kb.close();
 
 const f = (x: number, d = 0) => x.toFixed(d);
 const lines = [
-  `KB benchmark: ${n.toLocaleString('en')} clustered ${dim}-d unit vectors (${cfg.clusters} clusters), ${cfg.queries} held-out queries, k = ${k}, f32 cosine HNSW M16 efC128`,
+  `KB benchmark: ${n.toLocaleString('en')} clustered ${dim}-d unit vectors (${cfg.clusters} clusters), ${cfg.queries} held-out queries, k = ${k}, f32 cosine HNSW M${DEFAULT_INDEX_PARAMS.connectivity} efC${DEFAULT_INDEX_PARAMS.expansionAdd}`,
   '',
   `build: raw usearch (one index) ${f(rawBuildS, 1)} s = ${f(n / rawBuildS)} vec/s; KB (image + text index, vectors, metadata, commit) ${f(kbBuildS, 1)} s = ${f(n / kbBuildS)} pairs/s (${f((2 * n) / kbBuildS)} vec/s)`,
   '',

@@ -19,7 +19,7 @@
  *
  * `--kb-root DIR` keeps the generated KBs in DIR/kb-<n>-<dtype> and reuses them on the next run.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -48,6 +48,8 @@ const args = parseArgs({
     threads: { type: 'string', default: '1' },
     seed: { type: 'string', default: '1' },
     'kb-root': { type: 'string' },
+    // profile the KBs a `bench:scale --keep DIR` run left (DIR/kb-small, DIR/kb) with its queries
+    reuse: { type: 'string' },
   },
   strict: true,
 }).values;
@@ -71,7 +73,15 @@ const encoder = { kind: 'bench', id: 'bench-synthetic', dim };
 const rng = new Rng(cfg.seed);
 const centres = new Float32Array(cfg.clusters * dim);
 for (let i = 0; i < centres.length; i++) centres[i] = rng.normal() / Math.sqrt(dim);
-const queries = clusteredVectors(cfg.queries, dim, centres, new Rng(cfg.seed + 7)); // [q, dim]
+/** The queries a bench:scale --keep folder holds ([q, dim]), or held-out clustered queries. */
+function loadQueries(): Float32Array {
+  if (args.reuse === undefined) return clusteredVectors(cfg.queries, dim, centres, new Rng(cfg.seed + 7));
+  const raw = readFileSync(join(args.reuse, 'queries.f32'));
+  const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  return all.subarray(0, Math.min(all.length, cfg.queries * dim));
+}
+const queries = loadQueries(); // [q, dim]
+const queryCount = queries.length / dim;
 const q1 = (q: number) => queries.subarray(q * dim, (q + 1) * dim);
 
 /** A KB of n clustered pairs (labels c<cluster-ish>, realistic metadata lines), built through the KB writer. */
@@ -170,18 +180,19 @@ async function measure(dir: string, n: number): Promise<SizeResult> {
     total.push(t6 - t0);
     cpuTotal.push(c[6] - c[0]);
   };
-  for (let q = 0; q < Math.min(50, cfg.queries); q++) await one(q, false); // warm-up: sessions, mapped pages, JIT
-  for (let round = 0; round < cfg.rounds; round++) for (let q = 0; q < cfg.queries; q++) await one(q, true);
+  for (let q = 0; q < Math.min(50, queryCount); q++) await one(q, false); // warm-up: sessions, mapped pages, JIT
+  for (let round = 0; round < cfg.rounds; round++) for (let q = 0; q < queryCount; q++) await one(q, true);
+  const ef = kb.defaultEf; // the ef kb.search used
   await kb.close();
 
   // the floor of the search phase: raw usearch on the same index file, same ef, one thread
   const m = kb.manifest;
-  const index = newHnswIndex(dim, m.folder.index, m.dtype);
+  const index = newHnswIndex(dim, m.folder.index, m.dtype, ef);
   index.view(join(dir, m.folder.files.imageIndex));
   const raw: number[] = [];
-  for (let q = 0; q < Math.min(50, cfg.queries); q++) index.search(q1(q), k, 1);
+  for (let q = 0; q < Math.min(50, queryCount); q++) index.search(q1(q), k, 1);
   for (let round = 0; round < cfg.rounds; round++) {
-    for (let q = 0; q < cfg.queries; q++) {
+    for (let q = 0; q < queryCount; q++) {
       const s = performance.now();
       index.search(q1(q), k, 1);
       raw.push(performance.now() - s);
@@ -190,19 +201,28 @@ async function measure(dir: string, n: number): Promise<SizeResult> {
   return { n, phases, total, cpuPhases, cpuTotal, raw };
 }
 
+/** The KBs to profile: a bench:scale --keep folder's two, or generated ones under the root. */
+function sizes(): { n: number; dir: string }[] {
+  if (args.reuse === undefined) return cfg.n.map((n) => ({ n, dir: join(root, `kb-${n}-${cfg.dtype}`) }));
+  const kept = JSON.parse(readFileSync(join(args.reuse, 'bench.json'), 'utf8')) as { n: number; small: number };
+  return [
+    { n: kept.small, dir: join(args.reuse, 'kb-small') },
+    { n: kept.n, dir: join(args.reuse, 'kb') },
+  ];
+}
+
 const root = args['kb-root'] ?? mkdtempSync(join(tmpdir(), 'retformer-bench-predict-'));
 const results: SizeResult[] = [];
 const loadBefore = loadavg();
 try {
-  for (const n of cfg.n) {
-    const dir = join(root, `kb-${n}-${cfg.dtype}`);
+  for (const { n, dir } of sizes()) {
     if (!existsSync(dir)) {
       log(`building a ${cfg.dtype} KB of ${n} pairs in ${dir} ...`);
       const t = performance.now();
       await buildKb(dir, n, cfg.dtype);
       log(`  ${((performance.now() - t) / 1000).toFixed(1)} s`);
     } else log(`reusing ${dir}`);
-    log(`timing ${cfg.rounds} x ${cfg.queries} predictions at ${n} pairs ...`);
+    log(`timing ${cfg.rounds} x ${queryCount} predictions at ${n} pairs ...`);
     results.push(await measure(dir, n));
   }
 } finally {
@@ -219,7 +239,7 @@ const pct = (xs: number[], p: number) => {
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const ms = (x: number) => x.toFixed(3);
 const out: string[] = [];
-out.push(`bench:predict — one prediction at a time, embedding given: ${cfg.dtype} file KB of clustered ${dim}-d pairs, k = ${k}, forward d = ${config.width}, ${config.heads} heads, ${config.layers} layers, ${cfg.classes} classes, random weights, ${cfg.threads} ORT thread(s); ${cfg.rounds} x ${cfg.queries} predictions per size; load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after`);
+out.push(`bench:predict — one prediction at a time, embedding given: ${cfg.dtype} file KB of clustered ${dim}-d pairs, k = ${k}, forward d = ${config.width}, ${config.heads} heads, ${config.layers} layers, ${cfg.classes} classes, random weights, ${cfg.threads} ORT thread(s); ${cfg.rounds} x ${queryCount} predictions per size; load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after`);
 out.push('');
 const head = results.map((r) => `${r.n} pairs: p50 | mean | p99`).join(' | ');
 out.push(`| phase (ms) | ${head} |`);

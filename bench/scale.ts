@@ -27,7 +27,7 @@ import { DEFAULT_TINY_CLIP_SIZES } from '../scripts/tiny-clip/model.ts';
 import { ClipRetrievalWriter } from '../src/kb/interop/clip-retrieval-writer.ts';
 import { readClipRetrievalPairs, scanClipRetrieval } from '../src/kb/interop/clip-retrieval.ts';
 import { importClipRetrieval } from '../src/kb/interop/import.ts';
-import { defaultSearchEf } from '../src/kb/format.ts';
+import { DEFAULT_INDEX_PARAMS, defaultSearchEf } from '../src/kb/format.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import { openKnowledgeBaseSpec } from '../src/kb/registry.ts';
 import { KB_DTYPES, type KbDtype, type PairMeta, type WritableKnowledgeBase } from '../src/kb/types.ts';
@@ -134,7 +134,7 @@ async function searchBench(kb: WritableKnowledgeBase, kbDir: string, queries: Fl
   const truthSets = truth.map((keys) => new Set(keys));
   const recallOf = (found: number[][]) => found.reduce((acc, rows, q) => acc + rows.filter((r) => truthSets[q].has(r)).length / K, 0) / found.length;
   const m = kb.manifest as unknown as { dtype: KbDtype; count: number; folder: { rows: number; files: { imageIndex: string }; index: Parameters<typeof newHnswIndex>[1] } };
-  const rawEf = ef ?? defaultSearchEf(m.folder.rows);
+  const rawEf = ef ?? defaultSearchEf(m.folder.rows, m.folder.index.expansionSearch, m.folder.index.connectivity);
   const raw = newHnswIndex(dim, m.folder.index, m.dtype, rawEf);
   raw.view(join(kbDir, m.folder.files.imageIndex));
   const runRaw = () => Array.from({ length: count }, (_, q) => Array.from((raw.search(q1(q), K, 1) as unknown as { keys: BigUint64Array }).keys, Number));
@@ -381,7 +381,7 @@ const { smallImport, lines: predict } = predicted!;
 
 // ---- report --------------------------------------------------------------------------------------
 const out: string[] = [];
-out.push(`bench:scale — ${n} clustered ${dim}-d pairs (${cfg.clusters} clusters) in clip-retrieval parts of ${cfg.partSize} (f16 .npy + Parquet), ${cfg.queries} held-out queries, k = ${K}, HNSW M16 efC128, ${cfg.threads === 0 ? 'all cores' : `${cfg.threads} thread(s)`} for HNSW inserts; load average at start ${loadAtStart}, at the end ${loadAverage()}`);
+out.push(`bench:scale — ${n} clustered ${dim}-d pairs (${cfg.clusters} clusters) in clip-retrieval parts of ${cfg.partSize} (f16 .npy + Parquet), ${cfg.queries} held-out queries, k = ${K}, HNSW M${DEFAULT_INDEX_PARAMS.connectivity} efC${DEFAULT_INDEX_PARAMS.expansionAdd}, ${cfg.threads === 0 ? 'all cores' : `${cfg.threads} thread(s)`} for HNSW inserts; load average at start ${loadAtStart}, at the end ${loadAverage()}`);
 out.push('');
 out.push(`- writing the parts: ${f(writeS, 1)} s; reading and checking them (no KB): ${f(readOnly.seconds, 1)} s (${f(n / readOnly.seconds)} pairs/s), maxRSS ${f(readOnly.maxRssMiB)} MiB`);
 out.push(`- import of ${cfg.small} pairs (${predictDtype}): ${f(smallImport.seconds, 1)} s, maxRSS ${f(smallImport.maxRssMiB)} MiB`);

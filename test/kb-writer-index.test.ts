@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { createEncoder } from '../src/encoders/registry.ts';
 import { encoderState } from '../src/kb/build.ts';
 import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
-import { DEFAULT_EF_STEPS, DEFAULT_INDEX_PARAMS, defaultSearchEf } from '../src/kb/format.ts';
+import { DEFAULT_EF_STEPS, DEFAULT_EF_STEPS_M32, DEFAULT_INDEX_PARAMS, defaultSearchEf, type FileKbManifest } from '../src/kb/format.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import { createKnowledgeBase } from '../src/kb/registry.ts';
 import type { KbCreateOptions, WritableKnowledgeBase, WriteProgress } from '../src/kb/types.ts';
@@ -135,8 +135,25 @@ test('the default ef grows with the indexed rows, as documented, and never drops
   );
   assert.equal(defaultSearchEf(10, 300), 300, 'a KB whose manifest asks for a wider search keeps it');
   assert.equal(defaultSearchEf(600_000, 64), 256);
-  const efs = DEFAULT_EF_STEPS.map((s) => s.ef);
-  assert.deepEqual(efs, [...efs].sort((a, b) => a - b), 'steps never narrow the search');
+  for (const steps of [DEFAULT_EF_STEPS, DEFAULT_EF_STEPS_M32]) {
+    const efs = steps.map((s) => s.ef);
+    assert.deepEqual(efs, [...efs].sort((a, b) => a - b), 'steps never narrow the search');
+  }
+});
+
+test('an M = 32 graph (the default for new KBs) gets its own, narrower steps; M = 16 KBs keep theirs', () => {
+  assert.equal(DEFAULT_INDEX_PARAMS.connectivity, 32);
+  assert.deepEqual(
+    [1, 250_000, 250_001, 500_000, 1_000_000, 1_000_001].map((rows) => defaultSearchEf(rows, 96, 32)),
+    [96, 96, 128, 128, 128, 192],
+  );
+  assert.deepEqual(
+    [250_001, 1_000_000].map((rows) => defaultSearchEf(rows, 96, 16)),
+    [192, 256],
+    'a KB built with M = 16 searches as before',
+  );
+  assert.equal(defaultSearchEf(1_000_000, 300, 32), 300, 'the manifest ef still wins when wider');
+  for (const rows of [1, 250_000, 500_000, 1_000_000, 5_000_000]) assert.ok(defaultSearchEf(rows, 96, 32) <= defaultSearchEf(rows, 96, 16), 'never wider than the M = 16 step');
 });
 
 test('kb.search uses the default ef for its rows, and an explicit ef wins', async () => {
@@ -145,12 +162,19 @@ test('kb.search uses the default ef for its rows, and an explicit ef wins', asyn
   const w = await kb.beginWrite({ allowNewLabels: true });
   await w.append(conformancePairs(50, 5));
   await w.commit();
-  assert.equal(kb.defaultEf, defaultSearchEf(50));
+  assert.equal(kb.manifest.folder.index.connectivity, 32, 'a new KB is built with M = 32');
+  assert.equal(kb.defaultEf, defaultSearchEf(50, 96, 32));
   const q = conformancePairs(1, 6)[0].imageVector;
   await kb.search(q, { k: 3, queryEncoderId: kb.encoderId });
   await kb.search(q, { k: 3, queryEncoderId: kb.encoderId, ef: 40 });
   // one viewed index per (modality, ef): the default search opened the one at defaultEf
   const opened = [...(kb as unknown as { gen: { indexes: Map<string, unknown> } }).gen.indexes.keys()].sort();
   assert.deepEqual(opened, ['image:40', `image:${kb.defaultEf}`].sort());
+  // the default follows the connectivity the manifest records (an M = 16 KB keeps its wider steps)
+  const folder = (kb as unknown as { gen: { manifest: FileKbManifest } }).gen.manifest.folder;
+  folder.rows = 600_000;
+  assert.equal(kb.defaultEf, 128);
+  folder.index = { ...folder.index, connectivity: 16 };
+  assert.equal(kb.defaultEf, 256);
   await kb.close();
 });

@@ -148,7 +148,8 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
   }
   /** The ef of a search that names none: grows with the indexed rows (defaultSearchEf). */
   get defaultEf(): number {
-    return defaultSearchEf(this.gen.manifest.folder.rows, this.gen.manifest.folder.index.expansionSearch);
+    const { rows, index } = this.gen.manifest.folder;
+    return defaultSearchEf(rows, index.expansionSearch, index.connectivity);
   }
   get removedRows(): ReadonlySet<number> {
     return this.gen.tombstones;
@@ -255,6 +256,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
 
   private closeGeneration(g: Generation): void {
     g.indexes.clear();
+    g.meta.close();
     for (const fd of g.fds.values()) closeSync(fd);
     g.fds.clear();
   }
@@ -297,7 +299,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     const gen = this.gen; // one generation for the whole call, even if refresh() runs meanwhile
     const live = gen.manifest.count;
     if (live === 0) return Array.from({ length: n }, () => []);
-    const index = this.index(options.modality ?? 'image', options.ef ?? defaultSearchEf(gen.manifest.folder.rows, gen.manifest.folder.index.expansionSearch));
+    const index = this.index(options.modality ?? 'image', options.ef ?? defaultSearchEf(gen.manifest.folder.rows, gen.manifest.folder.index.expansionSearch, gen.manifest.folder.index.connectivity));
     const indexed = gen.manifest.folder.rows;
     const tomb = gen.tombstones;
     let maxExcluded = 0;

@@ -30,13 +30,21 @@ export const KB_FILES = {
   lock: 'lock',
 } as const;
 
-/** Index parameters: cosine HNSW. expansionSearch is the default ef (measured by bench/kb.ts to reach recall@32 >= 0.98). */
-export const DEFAULT_INDEX_PARAMS = { metric: 'cos', connectivity: 16, expansionAdd: 128, expansionSearch: 96 } as const;
+/**
+ * Index parameters of a new KB: cosine HNSW. connectivity (M) 32: at 1M clustered pairs an M = 16
+ * graph needed ef 256 for recall@32 0.99 (a greedy descent through its sparse upper layers ends in
+ * another cluster for 9 of 200 queries at ef 128), M = 32 reaches 0.993 at ef 128 for ~16% less
+ * search time, at ~1.5x the build time and +11% index bytes (docs/kb-format.md, "Search breadth").
+ * KBs keep the parameters they were created with (the manifest records them).
+ * expansionSearch is the smallest default ef (defaultSearchEf grows it with the rows).
+ */
+export const DEFAULT_INDEX_PARAMS = { metric: 'cos', connectivity: 32, expansionAdd: 128, expansionSearch: 96 } as const;
 
 /**
- * The default search breadth (ef) by the number of indexed rows: an HNSW graph of more rows needs a
- * wider search for the same recall. Each step is the smallest measured ef that kept recall@32 at
- * or above 0.97 on clustered 512-d data (bench:scale; table in docs/kb-format.md).
+ * The default search breadth (ef) by the number of indexed rows, for KBs built with M = 16 (every
+ * KB made before M = 32 became the default): an HNSW graph of more rows needs a wider search for
+ * the same recall. Each step is the smallest measured ef that kept recall@32 at or above 0.97 on
+ * clustered 512-d data (bench:scale; table in docs/kb-format.md).
  */
 export const DEFAULT_EF_STEPS: ReadonlyArray<{ upToRows: number; ef: number }> = [
   { upToRows: 250_000, ef: 96 },
@@ -46,14 +54,27 @@ export const DEFAULT_EF_STEPS: ReadonlyArray<{ upToRows: number; ef: number }> =
 ];
 
 /**
- * The ef a search uses when the caller names none: the step for `indexedRows` (rows in the
- * index, removed ones included), never below the ef the KB's manifest records.
+ * The same for KBs built with M >= 32. At 1M rows ef 128 measured recall@32 0.9927 (ef 96: 0.9889,
+ * ef 160: 0.9988); a graph of fewer rows reaches at least that at the same ef, so ef 128 also
+ * covers 250k-1M; up to 250k the M = 16 step (96, recall 0.998 at 200k) holds, a denser graph
+ * only raising recall. Beyond 1M: 1.5x, as the M = 16 table grows (extrapolated, not measured).
  */
-export function defaultSearchEf(indexedRows: number, manifestEf: number = DEFAULT_INDEX_PARAMS.expansionSearch): number {
-  const step = DEFAULT_EF_STEPS.find((s) => indexedRows <= s.upToRows) ?? DEFAULT_EF_STEPS[DEFAULT_EF_STEPS.length - 1];
+export const DEFAULT_EF_STEPS_M32: ReadonlyArray<{ upToRows: number; ef: number }> = [
+  { upToRows: 250_000, ef: 96 },
+  { upToRows: 1_000_000, ef: 128 },
+  { upToRows: Number.POSITIVE_INFINITY, ef: 192 },
+];
+
+/**
+ * The ef a search uses when the caller names none: the step for `indexedRows` (rows in the
+ * index, removed ones included) in the table of the graph's connectivity (M < 32: the M = 16
+ * table, also for a caller that does not say), never below the ef the KB's manifest records.
+ */
+export function defaultSearchEf(indexedRows: number, manifestEf: number = DEFAULT_INDEX_PARAMS.expansionSearch, connectivity = 16): number {
+  const steps = connectivity >= 32 ? DEFAULT_EF_STEPS_M32 : DEFAULT_EF_STEPS;
+  const step = steps.find((s) => indexedRows <= s.upToRows) ?? steps[steps.length - 1];
   return Math.max(manifestEf, step.ef);
 }
-
 
 /** Bytes one vector component takes at each dtype (vectors are stored at the KB's dtype). */
 export const DTYPE_BYTES: Record<KbDtype, number> = { f32: 4, f16: 2, i8: 1 };
