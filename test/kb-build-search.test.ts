@@ -132,9 +132,12 @@ test('CLI: build, stats --json, search --json with --exclude-id, mismatched --en
   const run = (...args: string[]) => execFileSync('node', [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RETFORMER_QUIET: '1' } });
   run('kb', 'build', '--pairs', csv, '--encoder', 'pixels', '--out', out);
   const stats = JSON.parse(run('kb', 'stats', '--kb', out, '--json'));
+  const dense = join(work, 'kb-m24');
+  run('kb', 'build', '--pairs', csv, '--encoder', 'pixels', '--out', dense, '--hnsw-m', '24');
+  assert.equal(JSON.parse(run('kb', 'stats', '--kb', dense, '--json')).folder.index.connectivity, 24);
   assert.equal(stats.count, 12);
   assert.equal(stats.encoder.id, 'pixels-v1');
-  assert.deepEqual(stats.folder.index, { metric: 'cos', connectivity: 32, expansionAdd: 128, expansionSearch: 96 });
+  assert.deepEqual(stats.folder.index, { metric: 'cos', connectivity: 16, expansionAdd: 128, expansionSearch: 96 });
   assert.equal(stats.index, undefined, 'index parameters are the backend section, not the neutral manifest');
   assert.equal(stats.formatVersion, 2);
   const res = JSON.parse(run('kb', 'search', '--kb', out, '--image', join(work, 'images/p2.png'), '-k', '3', '--exclude-id', 'p2', '--json'));

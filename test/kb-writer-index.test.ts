@@ -5,9 +5,9 @@ import { after, before, test } from 'node:test';
 import { createEncoder } from '../src/encoders/registry.ts';
 import { encoderState } from '../src/kb/build.ts';
 import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
-import { DEFAULT_EF_STEPS, DEFAULT_EF_STEPS_M32, DEFAULT_INDEX_PARAMS, defaultSearchEf, type FileKbManifest } from '../src/kb/format.ts';
+import { connectivityFor, DEFAULT_EF_STEPS, DEFAULT_EF_STEPS_M32, DEFAULT_INDEX_PARAMS, defaultSearchEf, type FileKbManifest, LARGE_KB_ROWS } from '../src/kb/format.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
-import { createKnowledgeBase } from '../src/kb/registry.ts';
+import { createKnowledgeBase, openKnowledgeBaseSpec } from '../src/kb/registry.ts';
 import type { KbCreateOptions, WritableKnowledgeBase, WriteProgress } from '../src/kb/types.ts';
 import { conformanceDir, conformancePairs, removeConformanceDirs } from './helpers/kb-conformance.ts';
 
@@ -141,8 +141,17 @@ test('the default ef grows with the indexed rows, as documented, and never drops
   }
 });
 
-test('an M = 32 graph (the default for new KBs) gets its own, narrower steps; M = 16 KBs keep theirs', () => {
-  assert.equal(DEFAULT_INDEX_PARAMS.connectivity, 32);
+test('M: 16 for a KB created small, 32 for one created with more than 250k pairs, or as asked', () => {
+  assert.equal(DEFAULT_INDEX_PARAMS.connectivity, 16);
+  assert.deepEqual(
+    [undefined, 5_000, LARGE_KB_ROWS, LARGE_KB_ROWS + 1, 1_000_000].map((expectedRows) => connectivityFor({ expectedRows })),
+    [16, 16, 16, 32, 32],
+  );
+  assert.equal(connectivityFor({ expectedRows: 1_000_000, connectivity: 24 }), 24);
+  assert.throws(() => connectivityFor({ connectivity: 1 }), /must be an integer in 2\.\.128, got 1/);
+});
+
+test('an M = 32 graph (large KBs) gets its own, narrower steps; M = 16 KBs keep theirs', () => {
   assert.deepEqual(
     [1, 250_000, 250_001, 500_000, 1_000_000, 1_000_001].map((rows) => defaultSearchEf(rows, 96, 32)),
     [96, 96, 128, 128, 128, 192],
@@ -162,8 +171,8 @@ test('kb.search uses the default ef for its rows, and an explicit ef wins', asyn
   const w = await kb.beginWrite({ allowNewLabels: true });
   await w.append(conformancePairs(50, 5));
   await w.commit();
-  assert.equal(kb.manifest.folder.index.connectivity, 32, 'a new KB is built with M = 32');
-  assert.equal(kb.defaultEf, defaultSearchEf(50, 96, 32));
+  assert.equal(kb.manifest.folder.index.connectivity, 16, 'a KB created with no size hint is built with M = 16');
+  assert.equal(kb.defaultEf, defaultSearchEf(50, 96, 16));
   const q = conformancePairs(1, 6)[0].imageVector;
   await kb.search(q, { k: 3, queryEncoderId: kb.encoderId });
   await kb.search(q, { k: 3, queryEncoderId: kb.encoderId, ef: 40 });
@@ -173,8 +182,24 @@ test('kb.search uses the default ef for its rows, and an explicit ef wins', asyn
   // the default follows the connectivity the manifest records (an M = 16 KB keeps its wider steps)
   const folder = (kb as unknown as { gen: { manifest: FileKbManifest } }).gen.manifest.folder;
   folder.rows = 600_000;
-  assert.equal(kb.defaultEf, 128);
-  folder.index = { ...folder.index, connectivity: 16 };
   assert.equal(kb.defaultEf, 256);
+  folder.index = { ...folder.index, connectivity: 32 };
+  assert.equal(kb.defaultEf, 128);
+  await kb.close();
+});
+
+test('a KB created for more than 250k pairs is built with M = 32, and searches find what it holds', async () => {
+  const spec = join(conformanceDir(), 'kb-large');
+  const kb = (await createKnowledgeBase(spec, { ...create, dtype: 'f16', expectedRows: 300_000 })) as FileKnowledgeBase;
+  const w = await kb.beginWrite({ allowNewLabels: true });
+  const pairs = conformancePairs(60, 7);
+  await w.append(pairs);
+  await w.commit();
+  assert.equal(kb.manifest.folder.index.connectivity, 32);
+  const reopened = (await openKnowledgeBaseSpec(spec)) as FileKnowledgeBase;
+  assert.equal(reopened.manifest.folder.index.connectivity, 32, 'recorded in the manifest');
+  const [found] = await reopened.search(pairs[10].imageVector, { k: 1, queryEncoderId: reopened.encoderId });
+  assert.equal(found[0].id, pairs[10].meta.id);
+  await reopened.close();
   await kb.close();
 });

@@ -25,6 +25,8 @@ export interface BuildOptions {
   indexThreads?: number;
   /** Storage precision of vectors and indexes (default DEFAULT_KB_DTYPE: f16). */
   dtype?: KbDtype;
+  /** HNSW M (default: 16, or 32 for more than 250k rows; connectivityFor). */
+  connectivity?: number;
   quiet?: boolean;
 }
 
@@ -99,7 +101,7 @@ export async function buildKnowledgeBase(opts: BuildOptions): Promise<KbManifest
             quiet: opts.quiet,
           });
     const state = await encoderState(encoder);
-    kb = await createKnowledgeBase(opts.out, { encoder: state.descriptor, encoderChecksum: state.checksum, encoderFiles: state.files, dim: encoder.dim, dtype: opts.dtype });
+    kb = await createKnowledgeBase(opts.out, { encoder: state.descriptor, encoderChecksum: state.checksum, encoderFiles: state.files, dim: encoder.dim, dtype: opts.dtype, expectedRows: rows.length, connectivity: opts.connectivity });
     writer = await kb.beginWrite({ allowNewLabels: true, indexThreads: opts.indexThreads, onProgress: indexing.onProgress });
     await appendRows(writer, encoder, rows, opts.pairsCsv, 'kb build', opts.batchSize ?? DEFAULT_BATCH_SIZE, opts.quiet);
     const w = writer;

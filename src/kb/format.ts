@@ -31,18 +31,37 @@ export const KB_FILES = {
 } as const;
 
 /**
- * Index parameters of a new KB: cosine HNSW. connectivity (M) 32: at 1M clustered pairs an M = 16
- * graph needed ef 256 for recall@32 0.99 (a greedy descent through its sparse upper layers ends in
- * another cluster for 9 of 200 queries at ef 128), M = 32 reaches 0.993 at ef 128 for ~16% less
- * search time, at ~1.5x the build time and +11% index bytes (docs/kb-format.md, "Search breadth").
- * KBs keep the parameters they were created with (the manifest records them).
- * expansionSearch is the smallest default ef (defaultSearchEf grows it with the rows).
+ * Index parameters of a new KB: cosine HNSW, M (connectivity) 16. expansionSearch is the smallest
+ * default ef (defaultSearchEf grows it with the rows). KBs keep the parameters they were created
+ * with (the manifest records them).
  */
-export const DEFAULT_INDEX_PARAMS = { metric: 'cos', connectivity: 32, expansionAdd: 128, expansionSearch: 96 } as const;
+export const DEFAULT_INDEX_PARAMS = { metric: 'cos', connectivity: 16, expansionAdd: 128, expansionSearch: 96 } as const;
+
+/** A KB created for more rows than this gets the denser graph, LARGE_KB_CONNECTIVITY. */
+export const LARGE_KB_ROWS = 250_000;
+/**
+ * M for large KBs: at 1M clustered pairs an M = 16 graph needed ef 256 for recall@32 0.99 (a greedy
+ * descent through its sparse upper layers ends in another cluster for 9 of 200 queries at ef 128),
+ * M = 32 reaches 0.993 at ef 128 for 11-16% less search time and a lower p99, at ~1.5x the build
+ * time and +11% index bytes (docs/kb-format.md, "Search breadth"). Up to 250k rows M = 16 already
+ * reaches 0.998 at ef 96, so small KBs keep the cheaper graph.
+ */
+export const LARGE_KB_CONNECTIVITY = 32;
+
+/** The M a new KB is built with: explicit, else by the rows it is created for. */
+export function connectivityFor(options: { expectedRows?: number; connectivity?: number }): number {
+  if (options.connectivity !== undefined) {
+    if (!Number.isInteger(options.connectivity) || options.connectivity < 2 || options.connectivity > 128) {
+      throw new RetformerError(`HNSW connectivity (M) must be an integer in 2..128, got ${options.connectivity}`);
+    }
+    return options.connectivity;
+  }
+  return (options.expectedRows ?? 0) > LARGE_KB_ROWS ? LARGE_KB_CONNECTIVITY : DEFAULT_INDEX_PARAMS.connectivity;
+}
 
 /**
  * The default search breadth (ef) by the number of indexed rows, for KBs built with M = 16 (every
- * KB made before M = 32 became the default): an HNSW graph of more rows needs a wider search for
+ * KB created for 250k rows or fewer, and KBs made before M = 32 existed): an HNSW graph of more rows needs a wider search for
  * the same recall. Each step is the smallest measured ef that kept recall@32 at or above 0.97 on
  * clustered 512-d data (bench:scale; table in docs/kb-format.md).
  */

@@ -106,6 +106,13 @@ export interface KbCreateOptions {
   encoderFiles: EncoderFiles;
   dim: number;
   dtype?: KbDtype;
+  /**
+   * How many pairs the KB will hold when first written (a hint, e.g. the rows of an import): a
+   * backend may shape its index for it (the file backend: HNSW M 32 from 250,001 rows, else 16).
+   */
+  expectedRows?: number;
+  /** The HNSW graph degree (M) to build with, overriding the choice from expectedRows. */
+  connectivity?: number;
   /** Fail if a KB already exists at the spec (default); `true` replaces it atomically on first commit. */
   overwrite?: boolean;
 }

@@ -12,6 +12,7 @@ const importSchema = z.object({
   out: z.string(),
   encoder: z.string(),
   dtype: z.enum(KB_DTYPES).optional(),
+  hnswM: z.coerce.number().int().min(2).max(128).optional(),
   normalise: z.boolean().default(false),
   batchSize: intOpt(1).default(4096),
   threads: intOpt(0).default(0),
@@ -36,6 +37,7 @@ export function registerKbInteropCommands(kb: Command): void {
     .requiredOption('--out <kb>', 'new knowledge base (folder)')
     .requiredOption('--encoder <spec>', 'the encoder that produced the vectors, e.g. onnx:<dir> (its dimension must match)')
     .option('--dtype <dtype>', 'vector storage precision: f32 | f16 | i8 (default: the backend default)')
+    .option('--hnsw-m <n>', 'HNSW graph degree M (default: 16, or 32 when the KB is created with more than 250,000 pairs: docs/kb-format.md)')
     .option('--normalise', 'normalise rows that are not unit length instead of refusing them')
     .option('--batch-size <n>', 'pairs per write batch (bounds memory)', '4096')
     .option('--threads <n>', 'HNSW insertion threads: 0 (default) uses all cores, 1 gives the same index on every run (slower)', '0')
@@ -48,6 +50,7 @@ export function registerKbInteropCommands(kb: Command): void {
         out: o.out,
         encoderSpec: o.encoder,
         dtype: o.dtype,
+        connectivity: o.hnswM,
         normalise: o.normalise,
         batchSize: o.batchSize,
         indexThreads: o.threads,

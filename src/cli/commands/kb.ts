@@ -26,6 +26,7 @@ const buildSchema = z.object({
   batchSize: intOpt(1).default(DEFAULT_BATCH_SIZE),
   threads: intOpt(0).default(1),
   dtype: z.enum(KB_DTYPES).default(DEFAULT_KB_DTYPE),
+  hnswM: z.coerce.number().int().min(2).max(128).optional(),
   quiet: z.boolean().default(false),
   json: z.boolean().default(false),
 });
@@ -147,6 +148,7 @@ export function registerKbCommands(program: Command): void {
     .option('--batch-size <n>', 'pairs embedded per batch (bounds memory)', String(DEFAULT_BATCH_SIZE))
     .option('--threads <n>', 'HNSW insertion threads: 1 gives the same index on every run, 0 uses all cores (faster, not reproducible)', '1')
     .option('--dtype <t>', 'storage precision of vectors and indexes: f16 (default) | f32 (twice the bytes) | i8 (half of f16; candidates re-ranked)', DEFAULT_KB_DTYPE)
+    .option('--hnsw-m <n>', 'HNSW graph degree M (default: 16, or 32 when the KB is created with more than 250,000 pairs: docs/kb-format.md)')
     .option('--quiet', 'no progress bar')
     .option('--json', 'print the manifest as JSON')
     .action(async (raw) => {
@@ -154,7 +156,7 @@ export function registerKbCommands(program: Command): void {
       const source = await pairsSource(o);
       let m: KbManifest;
       try {
-        m = await buildKnowledgeBase({ pairsCsv: source.csv, out: o.out, encoderSpec: o.encoder, seed: o.seed, batchSize: o.batchSize, indexThreads: o.threads, dtype: o.dtype, quiet: o.quiet || o.json });
+        m = await buildKnowledgeBase({ pairsCsv: source.csv, out: o.out, encoderSpec: o.encoder, seed: o.seed, batchSize: o.batchSize, indexThreads: o.threads, dtype: o.dtype, connectivity: o.hnswM, quiet: o.quiet || o.json });
       } finally {
         source.cleanup();
       }

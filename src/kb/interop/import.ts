@@ -14,6 +14,8 @@ export interface ClipImportOptions {
   /** Encoder that produced the vectors (registry syntax, e.g. onnx:DIR); its dimension must match. */
   encoderSpec: string;
   dtype?: KbDtype;
+  /** HNSW M (default: 16, or 32 for more than 250k rows; connectivityFor). */
+  connectivity?: number;
   /** Pairs per append (bounds memory). */
   batchSize?: number;
   /** HNSW insertion threads: 1 (default) reproducible, 0 all cores (`kb import`'s default). */
@@ -47,7 +49,7 @@ export async function importClipRetrieval(opts: ClipImportOptions): Promise<KbMa
       throw new RetformerError(`${scan.parts[0].image}: vectors have dimension ${scan.dim}, but the encoder ${opts.encoderSpec} produces ${encoder.dim} (name the encoder that produced these vectors)`);
     }
     const state = await encoderState(encoder);
-    const kb = await createKnowledgeBase(opts.out, { encoder: state.descriptor, encoderChecksum: state.checksum, encoderFiles: state.files, dim: encoder.dim, dtype: opts.dtype });
+    const kb = await createKnowledgeBase(opts.out, { encoder: state.descriptor, encoderChecksum: state.checksum, encoderFiles: state.files, dim: encoder.dim, dtype: opts.dtype, expectedRows: scan.rows, connectivity: opts.connectivity });
     try {
       writer = await kb.beginWrite({ allowNewLabels: true, indexThreads: opts.indexThreads, onProgress: indexing.onProgress });
       const progress = startProgress('kb import', scan.rows, { unit: 'pair', quiet: opts.quiet });

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { openEncoder as openEncoderFromDir } from '../../encoders/registry.ts';
 import type { Encoder, EncoderDescriptor } from '../../encoders/types.ts';
 import { RetformerError } from '../../util/errors.ts';
-import { checksumDir, defaultSearchEf } from '../format.ts';
+import { checksumDir, connectivityFor, defaultSearchEf } from '../format.ts';
 import { DEFAULT_KB_DTYPE, type EncoderFiles, type KbCreateOptions, type KbDtype, type KbManifest, type KbWriter, type Modality, type Neighbour, type PairMeta, type SearchOptions, type WritableKnowledgeBase, type WriteOptions } from '../types.ts';
 import { parseVectorLiteral } from './load.ts';
 import { type PgSpec, parsePgSpec, type TableNames, tableNames } from './spec.ts';
@@ -32,13 +32,12 @@ import { checkSearchRequest } from '../vector-check.ts';
 export const PG_FORMAT_VERSION = 1;
 
 /**
- * The ef_search of a query that names none: the file backend's rule (defaultSearchEf: 96 up to
- * 250k rows, growing to 256 at 1M), never below the table's recorded efSearch. The steps were
- * measured on usearch's HNSW; pgvector's, built with the same M (16), is assumed alike (not
- * measured at 1M here).
+ * The ef_search of a query that names none: the file backend's rule for the table's M
+ * (defaultSearchEf), never below the table's recorded efSearch. The steps were measured on
+ * usearch's HNSW; pgvector's, built with the same M, is assumed alike (not measured at 1M here).
  */
 export function pgDefaultEf(state: Pick<PgState, 'rows' | 'hnsw'>): number {
-  return defaultSearchEf(state.rows, state.hnsw.efSearch);
+  return defaultSearchEf(state.rows, state.hnsw.efSearch, state.hnsw.m);
 }
 
 /** This backend's own state beside the neutral manifest fields (as the file backend's `folder` section). */
@@ -134,7 +133,7 @@ export class PostgresKnowledgeBase implements WritableKnowledgeBase {
       if (existing && !options.overwrite) throw new RetformerError(`${parsed.display}: a knowledge base already exists there (${existing === 'unreadable' ? 'unreadable' : `${existing.count} pairs`}); choose another table or drop it`);
       const manifest: PgKbManifest = {
         ...newNeutralManifest(options, dtype, PG_FORMAT_VERSION),
-        postgres: { table: parsed.table, rows: 0, removed: 0, hnsw: { ...PG_HNSW } },
+        postgres: { table: parsed.table, rows: 0, removed: 0, hnsw: { ...PG_HNSW, m: connectivityFor(options) } },
       };
       return new PostgresKnowledgeBase(parsed, pool, manifest, { options: { ...options, dtype }, replace: existing !== undefined });
     } catch (err) {

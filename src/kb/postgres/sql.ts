@@ -97,9 +97,9 @@ export const removePairsSql = (t: TableNames) => `UPDATE ${q(t.pairs)} SET remov
 export const moveStageSql = (t: TableNames, stage: string, dim: number, type: PgVectorType) =>
   `INSERT INTO ${q(t.pairs)} (row_key, id, text, label, source, image_vec, text_vec)
    SELECT row_key, id, text, label, source, image_vec::${type}(${dim}), text_vec::${type}(${dim}) FROM ${q(stage)} ORDER BY row_key`;
-export const createHnswSql = (t: TableNames, modality: Modality, type: PgVectorType) =>
+export const createHnswSql = (t: TableNames, modality: Modality, type: PgVectorType, hnsw: { m: number; efConstruction: number } = PG_HNSW) =>
   `CREATE INDEX IF NOT EXISTS ${q(modality === 'image' ? t.imageIndex : t.textIndex)} ON ${q(t.pairs)}
-   USING hnsw (${vectorColumn(modality)} ${type}_cosine_ops) WITH (m = ${PG_HNSW.m}, ef_construction = ${PG_HNSW.efConstruction})`;
+   USING hnsw (${vectorColumn(modality)} ${type}_cosine_ops) WITH (m = ${Math.trunc(hnsw.m)}, ef_construction = ${Math.trunc(hnsw.efConstruction)})`;
 
 /** Compaction: removed pairs leave the table for good (row keys of live pairs do not change). */
 export const deleteRemovedSql = (t: TableNames) => `DELETE FROM ${q(t.pairs)} WHERE removed_gen IS NOT NULL`;

@@ -192,7 +192,7 @@ export class PostgresKbWriter implements KbWriter {
         await c.query(dropTableSql(this.stage));
       }
       // indexes are built once, after the first load (faster than growing them row by row); later loads insert into them
-      for (const modality of ['image', 'text'] as const) await c.query(createHnswSql(names, modality, this.kb.vectorType));
+      for (const modality of ['image', 'text'] as const) await c.query(createHnswSql(names, modality, this.kb.vectorType, this.base.postgres.hnsw));
       const manifest: PgKbManifest = {
         ...this.base,
         generation,
