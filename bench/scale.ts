@@ -27,7 +27,7 @@ import { DEFAULT_TINY_CLIP_SIZES } from '../scripts/tiny-clip/model.ts';
 import { ClipRetrievalWriter } from '../src/kb/interop/clip-retrieval-writer.ts';
 import { readClipRetrievalPairs, scanClipRetrieval } from '../src/kb/interop/clip-retrieval.ts';
 import { importClipRetrieval } from '../src/kb/interop/import.ts';
-import { DEFAULT_INDEX_PARAMS, defaultSearchEf } from '../src/kb/format.ts';
+import { connectivityFor, DEFAULT_INDEX_PARAMS, defaultSearchEf } from '../src/kb/format.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import { openKnowledgeBaseSpec } from '../src/kb/registry.ts';
 import { KB_DTYPES, type KbDtype, type PairMeta, type WritableKnowledgeBase } from '../src/kb/types.ts';
@@ -381,7 +381,7 @@ const { smallImport, lines: predict } = predicted!;
 
 // ---- report --------------------------------------------------------------------------------------
 const out: string[] = [];
-out.push(`bench:scale — ${n} clustered ${dim}-d pairs (${cfg.clusters} clusters) in clip-retrieval parts of ${cfg.partSize} (f16 .npy + Parquet), ${cfg.queries} held-out queries, k = ${K}, HNSW M${DEFAULT_INDEX_PARAMS.connectivity} efC${DEFAULT_INDEX_PARAMS.expansionAdd}, ${cfg.threads === 0 ? 'all cores' : `${cfg.threads} thread(s)`} for HNSW inserts; load average at start ${loadAtStart}, at the end ${loadAverage()}`);
+out.push(`bench:scale — ${n} clustered ${dim}-d pairs (${cfg.clusters} clusters) in clip-retrieval parts of ${cfg.partSize} (f16 .npy + Parquet), ${cfg.queries} held-out queries, k = ${K}, HNSW M${connectivityFor({ expectedRows: n })} (the default for a KB created with ${n} pairs) efC${DEFAULT_INDEX_PARAMS.expansionAdd}, ${cfg.threads === 0 ? 'all cores' : `${cfg.threads} thread(s)`} for HNSW inserts; load average at start ${loadAtStart}, at the end ${loadAverage()}`);
 out.push('');
 out.push(`- writing the parts: ${f(writeS, 1)} s; reading and checking them (no KB): ${f(readOnly.seconds, 1)} s (${f(n / readOnly.seconds)} pairs/s), maxRSS ${f(readOnly.maxRssMiB)} MiB`);
 out.push(`- import of ${cfg.small} pairs (${predictDtype}): ${f(smallImport.seconds, 1)} s, maxRSS ${f(smallImport.maxRssMiB)} MiB`);
