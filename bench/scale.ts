@@ -134,7 +134,7 @@ async function searchBench(kb: WritableKnowledgeBase, kbDir: string, queries: Fl
   const truthSets = truth.map((keys) => new Set(keys));
   const recallOf = (found: number[][]) => found.reduce((acc, rows, q) => acc + rows.filter((r) => truthSets[q].has(r)).length / K, 0) / found.length;
   const m = kb.manifest as unknown as { dtype: KbDtype; count: number; folder: { rows: number; files: { imageIndex: string }; index: Parameters<typeof newHnswIndex>[1] } };
-  const rawEf = ef ?? defaultSearchEf(m.folder.rows, m.folder.index.expansionSearch, m.folder.index.connectivity);
+  const rawEf = ef ?? defaultSearchEf(m.folder.rows, m.folder.index.expansionSearch, m.folder.index.connectivity, m.dtype);
   const raw = newHnswIndex(dim, m.folder.index, m.dtype, rawEf);
   raw.view(join(kbDir, m.folder.files.imageIndex));
   const runRaw = () => Array.from({ length: count }, (_, q) => Array.from((raw.search(q1(q), K, 1) as unknown as { keys: BigUint64Array }).keys, Number));

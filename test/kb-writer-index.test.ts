@@ -162,6 +162,12 @@ test('an M = 32 graph (large KBs) gets its own, narrower steps; M = 16 KBs keep 
     'a KB built with M = 16 searches as before',
   );
   assert.equal(defaultSearchEf(1_000_000, 300, 32), 300, 'the manifest ef still wins when wider');
+  assert.deepEqual(
+    [5_000, 250_000, 1_000_000].map((rows) => defaultSearchEf(rows, 96, 32, 'i8')),
+    [96, 96, 256],
+    'a large i8 KB searches twice as wide (its re-rank needs the candidates)',
+  );
+  assert.equal(defaultSearchEf(1_000_000, 96, 32, 'f16'), 128);
   for (const rows of [1, 250_000, 500_000, 1_000_000, 5_000_000]) assert.ok(defaultSearchEf(rows, 96, 32) <= defaultSearchEf(rows, 96, 16), 'never wider than the M = 16 step');
 });
 

@@ -150,7 +150,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
   /** The ef of a search that names none: grows with the indexed rows (defaultSearchEf). */
   get defaultEf(): number {
     const { rows, index } = this.gen.manifest.folder;
-    return defaultSearchEf(rows, index.expansionSearch, index.connectivity);
+    return defaultSearchEf(rows, index.expansionSearch, index.connectivity, this.gen.manifest.dtype);
   }
   get removedRows(): ReadonlySet<number> {
     return this.gen.tombstones;
@@ -300,7 +300,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     const gen = this.gen; // one generation for the whole call, even if refresh() runs meanwhile
     const live = gen.manifest.count;
     if (live === 0) return Array.from({ length: n }, () => []);
-    const index = this.index(options.modality ?? 'image', options.ef ?? defaultSearchEf(gen.manifest.folder.rows, gen.manifest.folder.index.expansionSearch, gen.manifest.folder.index.connectivity));
+    const index = this.index(options.modality ?? 'image', options.ef ?? defaultSearchEf(gen.manifest.folder.rows, gen.manifest.folder.index.expansionSearch, gen.manifest.folder.index.connectivity, gen.manifest.dtype));
     const indexed = gen.manifest.folder.rows;
     const tomb = gen.tombstones;
     let maxExcluded = 0;
