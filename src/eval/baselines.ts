@@ -63,6 +63,14 @@ export async function knnVote(kb: KnowledgeBase, queryEmbeddings: Float32Array, 
   return predictions;
 }
 
+/**
+ * The kNN vote over a labelled split as compare and the validation selection run it: each picture's
+ * own KB pair left out by source path, the most frequent training class when no neighbour votes.
+ */
+export function voteOnSplit(kb: KnowledgeBase, embeddings: Float32Array, samples: readonly { path: string }[], classes: readonly string[], trainCounts: readonly number[], k: number, encoderId: string): Promise<number[]> {
+  return knnVote(kb, embeddings, classes, { k, encoderId, fallbackClass: trainCounts.indexOf(Math.max(...trainCounts)), sources: samples.map((s) => s.path) });
+}
+
 /** One query's vote: most neighbours wins, then the larger summed similarity, then the lower class index. */
 export function voteOf(neighbours: readonly Neighbour[], classIndex: ReadonlyMap<string, number>, fallbackClass: number): number {
   const votes = new Map<number, { count: number; similarity: number }>();

@@ -262,7 +262,7 @@ function candidateOf(k: number, tau: number, m: EvalJson): CandidateResult {
  * buckets from the carved training part.
  */
 export async function selectVoteK(options: { split: ValidationFiles; kb: string; grid: readonly number[]; rule?: SelectionRule; cacheDir?: string; quiet?: boolean }): Promise<SelectionResult> {
-  const { knnVote } = await import('./baselines.ts');
+  const { voteOnSplit } = await import('./baselines.ts');
   const { embedTestImages, labelIndices } = await import('./evaluate.ts');
   const { normalizeKbSpec, openKbEncoder, openKnowledgeBase } = await import('../kb/index.ts');
   const trainSet = readDataset(options.split.train);
@@ -276,12 +276,7 @@ export async function selectVoteK(options: { split: ValidationFiles; kb: string;
     const embeddings = await embedTestImages(encoder, validation, { cacheDir: options.cacheDir, quiet: options.quiet ?? true });
     const candidates: CandidateResult[] = [];
     for (const k of options.grid) {
-      const predictions = await knnVote(kb, embeddings, trainSet.classes, {
-        k,
-        encoderId: encoder.id,
-        fallbackClass: counts.indexOf(Math.max(...counts)),
-        sources: validation.samples.map((s) => s.path),
-      });
+      const predictions = await voteOnSplit(kb, embeddings, validation.samples, trainSet.classes, counts, k, encoder.id);
       const metrics = computeMetrics({ predictions, labels, classes: trainSet.classes, trainCounts: counts });
       candidates.push(candidateOf(k, 1, { ...metrics, balanced: metrics.balanced ?? 0 }));
     }

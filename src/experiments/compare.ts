@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { classCounts, readDataset } from '../data/index.ts';
 import type { Encoder } from '../encoders/types.ts';
-import { knnVote, retrievalPurity, zeroShot } from '../eval/baselines.ts';
+import { retrievalPurity, voteOnSplit, zeroShot } from '../eval/baselines.ts';
 import { embedTestImages, evaluateRun, labelIndices } from '../eval/evaluate.ts';
 import { selectGallery } from '../eval/gallery.ts';
 import { computeMetrics } from '../eval/metrics.ts';
@@ -153,12 +153,7 @@ export async function runComparison(options: CompareOptions): Promise<CompareRes
         try {
           predictions =
             m.key === 'knn-vote'
-              ? await knnVote(kb, baselineEmbeddings, classes, {
-                  k: voteK,
-                  encoderId: baselineEncoder.id,
-                  fallbackClass: trainCounts.indexOf(Math.max(...trainCounts)),
-                  sources: testSet.samples.map((s) => s.path),
-                })
+              ? await voteOnSplit(kb, baselineEmbeddings, testSet.samples, classes, trainCounts, voteK, baselineEncoder.id)
               : await zeroShot(baselineEncoder, baselineEmbeddings, classes);
         } catch (err) {
           // a baseline the KB turns out not to support (e.g. pairs without labels) is skipped; the others still finish

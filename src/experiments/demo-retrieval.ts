@@ -9,6 +9,7 @@ import type { CompareResults, ReportSection } from '../eval/results.ts';
 import type { SelectionResult } from '../eval/select.ts';
 import type { AuditSummary } from '../eval/audit.ts';
 import { writeJsonAtomic } from '../util/fs.ts';
+import { METHODS } from './methods.ts';
 
 /**
  * The demo's retrieval experiments beyond one comparison (issue 16): the paper's three KB sources
@@ -132,7 +133,7 @@ export function sourcesSection(bySource: Record<string, CompareResults>, headlin
   };
 }
 
-const METHOD_NAMES: Record<string, string> = { full: 'RetFormer full', 'image-only': 'Image-only retrieval (RAC-like)', 'knn-vote': 'kNN vote' };
+const methodName = (key: string) => METHODS.find((m) => m.key === key)?.name ?? key;
 
 /** The validation candidates of every method whose k was chosen, the chosen one marked. */
 export function selectionSection(selections: readonly SelectionResult[]): ReportSection {
@@ -140,14 +141,14 @@ export function selectionSection(selections: readonly SelectionResult[]): Report
   const rows = selections.flatMap((s) =>
     s.candidates.map((c, i) => {
       const se = s.standardErrors[i];
-      return [METHOD_NAMES[s.method] ?? s.method, String(c.k), f1(c.many), f1(c.medium), f1(c.few), f1(c.overall), f1(c.balanced), se === null ? '-' : se === 0 ? 'best' : se.toFixed(1), c.k === s.chosen.k && c.tau === s.chosen.tau ? 'chosen' : ''];
+      return [methodName(s.method), String(c.k), f1(c.many), f1(c.medium), f1(c.few), f1(c.overall), f1(c.balanced), se === null ? '-' : se === 0 ? 'best' : se.toFixed(1), c.k === s.chosen.k && c.tau === s.chosen.tau ? 'chosen' : ''];
     }),
   );
   return {
     id: 'selection',
     title: 'Settings chosen on validation',
     notes: [
-      `k for each retrieval method was chosen on a validation split carved from the training data (${first.validationSize} of ${first.trainSize + first.validationSize} training pictures, stratified, seed ${first.seed}; never a test picture): the trained methods with each candidate trained on the rest, the kNN vote with no training; criterion: ${first.criterion}. "SE" is that paired standard error of the gap to the best candidate. The RetFormer ablations use RetFormer full's k. Chosen: ${selections.map((s) => `${METHOD_NAMES[s.method] ?? s.method} k = ${s.chosen.k}`).join(', ')}.`,
+      `k for each retrieval method was chosen on a validation split carved from the training data (${first.validationSize} of ${first.trainSize + first.validationSize} training pictures, stratified, seed ${first.seed}; never a test picture): the trained methods with each candidate trained on the rest, the kNN vote with no training; criterion: ${first.criterion}. "SE" is that paired standard error of the gap to the best candidate. The RetFormer ablations use RetFormer full's k. Chosen: ${selections.map((s) => `${methodName(s.method)} k = ${s.chosen.k}`).join(', ')}.`,
     ],
     header: ['method', 'k', 'Many', 'Medium', 'Few', 'Overall', 'Balanced', 'SE', ''],
     rows,
