@@ -191,4 +191,8 @@ test('CLI: kb compact drops removed rows, keeps ids and answers, bumps the gener
   assert.equal(stats.bytesPerPair, Math.round(stats.diskBytes / 17));
   assert.deepEqual(search(), before);
   assert.match(run('kb', 'stats', '--kb', out), /bytes per pair/);
+  // --hnsw-m re-shapes the graphs (a KB that grew large by adds keeps its M until then)
+  assert.match(run('kb', 'compact', '--kb', out, '--hnsw-m', '24'), /^compacted .*: 17 pairs \(0 removed rows dropped\), generation 4\n$/);
+  assert.equal(JSON.parse(run('kb', 'stats', '--kb', out, '--json')).folder.index.connectivity, 24);
+  assert.deepEqual(search(), before);
 });

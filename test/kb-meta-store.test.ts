@@ -94,3 +94,65 @@ test('out-of-range rows are refused on every path', async () => {
     closeSync(fd);
   }
 });
+
+/** Append `more` rows to the files writeMeta wrote (as a commit appends), returning every line. */
+function appendMeta(files: { meta: string; idx: string; bytes: number; lines: PairMeta[] }, more: number): { bytes: number; lines: PairMeta[] } {
+  const rows = files.lines.length;
+  const added: PairMeta[] = Array.from({ length: more }, (_, i) => ({ id: `p${rows + i}`, text: `text ${rows + i}`, source: `img/${rows + i}.png` }));
+  const encoded = added.map((m) => Buffer.from(`${JSON.stringify(m)}\n`));
+  const ends = Buffer.alloc(more * 8);
+  let end = files.bytes;
+  encoded.forEach((b, i) => {
+    end += b.length;
+    ends.writeBigUInt64LE(BigInt(end), i * 8);
+  });
+  const metaFd = openSync(files.meta, 'r+');
+  writeSync(metaFd, Buffer.concat(encoded), 0, end - files.bytes, files.bytes);
+  closeSync(metaFd);
+  const idxFd = openSync(files.idx, 'r+');
+  writeSync(idxFd, ends, 0, ends.length, rows * 8);
+  closeSync(idxFd);
+  return { bytes: end, lines: [...files.lines, ...added] };
+}
+
+for (const [name, limits] of [
+  ['in memory', { inMemoryBytes: 1 << 30, backgroundBytes: 1 << 30 }],
+  ['read in the background', { inMemoryBytes: 0, backgroundBytes: 1 << 30 }],
+] as const) {
+  test(`a store that follows the previous one of the same file (${name}) reads only the appended rows`, async () => {
+    const { store: first, fd, meta, idx, bytes, lines } = open(limits, 300);
+    await first.loaded;
+    assert.equal(first.bytesRead, 300 * 8 + bytes, 'the first store read the offsets and the whole file');
+    const grown = appendMeta({ meta, idx, bytes, lines }, 40);
+    const idxFd = openSync(idx, 'r');
+    const next = new MetaStore(fd, meta, idxFd, idx, 340, grown.bytes, limits, first);
+    closeSync(idxFd);
+    first.close();
+    await next.loaded;
+    assert.equal(next.bytesRead, 40 * 8 + (grown.bytes - bytes), 'offsets and bytes of the 40 appended rows only');
+    rewriteRow(meta, next, 42, lines[42]);
+    assert.deepEqual(next.get(42), lines[42], 'an old row comes from the bytes the first store held');
+    assert.deepEqual(next.get(0), lines[0]);
+    assert.deepEqual(next.get(339), grown.lines[339]);
+    assert.deepEqual(next.get(300), grown.lines[300]);
+    assert.equal(next.bytesRead, 40 * 8 + (grown.bytes - bytes), 'rows served from memory');
+    assert.throws(() => next.get(340), /row 340 out of range \(0\.\.339\)/);
+    // many refreshes: chunks stay bounded and every row stays right
+    let store = next;
+    let files = { meta, idx, ...grown };
+    for (let i = 0; i < 12; i++) {
+      const more = appendMeta(files, 3);
+      const fdIdx = openSync(idx, 'r');
+      const following = new MetaStore(fd, meta, fdIdx, idx, more.lines.length, more.bytes, limits, store);
+      closeSync(fdIdx);
+      store.close();
+      await following.loaded;
+      store = following;
+      files = { meta, idx, ...more };
+    }
+    for (const r of [0, 42, 299, 300, 339, 340, 341, files.lines.length - 1]) assert.deepEqual(store.get(r), files.lines[r], `row ${r}`);
+    assert.ok((store as unknown as { chunks: unknown[] }).chunks.length <= 8, 'chunks merged');
+    store.close();
+    closeSync(fd);
+  });
+}

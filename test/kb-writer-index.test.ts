@@ -209,3 +209,64 @@ test('a KB created for more than 250k pairs is built with M = 32, and searches f
   await reopened.close();
   await kb.close();
 });
+
+test('compact with another connectivity rebuilds both graphs with that M, records it, and keeps the answers', async () => {
+  const spec = join(conformanceDir(), 'kb-reshape');
+  const kb = (await createKnowledgeBase(spec, { ...create, dtype: 'f16' })) as FileKnowledgeBase;
+  const w = await kb.beginWrite({ allowNewLabels: true });
+  const pairs = conformancePairs(80, 9);
+  await w.append(pairs);
+  await w.commit();
+  const q = pairs[33].imageVector;
+  const ids = async () => (await kb.search(q, { k: 5, queryEncoderId: kb.encoderId, ef: 200 }))[0].map((nb) => nb.id);
+  const before = await ids();
+  assert.equal(kb.manifest.folder.index.connectivity, 16);
+  await assert.rejects(kb.compact({ connectivity: 1 }), /must be an integer in 2\.\.128, got 1/);
+  assert.equal(kb.manifest.generation, 1, 'a refused M changes nothing');
+  await kb.compact({ connectivity: 32 });
+  const m = kb.manifest;
+  assert.equal(m.folder.index.connectivity, 32);
+  assert.equal(kb.defaultEf, defaultSearchEf(80, 96, 32));
+  for (const file of [m.folder.files.imageIndex, m.folder.files.textIndex]) {
+    const index = newHnswIndex(m.dim, m.folder.index, m.dtype);
+    index.view(join(spec, file));
+    assert.equal(index.connectivity(), 32, `${file} is an M = 32 graph`);
+  }
+  assert.deepEqual(await ids(), before, 'an exhaustive-width search finds the same pairs');
+  const reopened = (await openKnowledgeBaseSpec(spec)) as FileKnowledgeBase;
+  assert.equal(reopened.manifest.folder.index.connectivity, 32, 'recorded in the manifest');
+  await reopened.close();
+  await kb.close();
+});
+
+test("a reader's refresh after another process's add reads only the added rows' metadata; after compaction, all of it", async () => {
+  const spec = join(conformanceDir(), 'kb-refresh');
+  const writer = (await createKnowledgeBase(spec, { ...create, dtype: 'f16' })) as FileKnowledgeBase;
+  const first = conformancePairs(120, 21);
+  let w = await writer.beginWrite({ allowNewLabels: true });
+  await w.append(first);
+  await w.commit();
+  const reader = (await openKnowledgeBaseSpec(spec)) as FileKnowledgeBase;
+  const metaOf = (kb: FileKnowledgeBase) => (kb as unknown as { gen: { meta: { bytesRead: number; loaded: Promise<void> } } }).gen.meta;
+  const metaBytes = (kb: FileKnowledgeBase) => kb.manifest.folder.metaBytes;
+  await metaOf(reader).loaded;
+  const before = metaBytes(reader);
+  const more = conformancePairs(7, 22).map((p, i) => ({ ...p, meta: { ...p.meta, id: `added-${i}` } }));
+  w = await writer.beginWrite({ allowNewLabels: true });
+  await w.append(more);
+  await w.commit();
+  await reader.refresh();
+  await metaOf(reader).loaded;
+  assert.equal(reader.manifest.folder.rows, 127);
+  assert.equal(metaOf(reader).bytesRead, 7 * 8 + (metaBytes(reader) - before), 'offsets and lines of the 7 added rows only');
+  assert.deepEqual((await reader.meta([0, 119, 120, 126])).map((m) => m.id), [first[0].meta.id, first[119].meta.id, 'added-0', 'added-6']);
+  // compaction writes new files: nothing to take over
+  await writer.remove(['added-3']);
+  await writer.compact();
+  await reader.refresh();
+  await metaOf(reader).loaded;
+  assert.equal(metaOf(reader).bytesRead, 126 * 8 + metaBytes(reader), 'a compacted KB is read whole');
+  assert.deepEqual((await reader.meta([122, 125])).map((m) => m.id), ['added-2', 'added-6']);
+  await reader.close();
+  await writer.close();
+});

@@ -18,14 +18,18 @@ const CHUNK_ROWS = 4096;
  * offsets), both indexes are rebuilt over them with keys 0..count-1, everything is fsynced, and
  * only then the manifest is replaced (the commit point). A crash before leaves generation G
  * untouched (recovery deletes the unnamed new files); after, G+1 is complete and the old files
- * are deleted right away (disk is what compaction is for).
+ * are deleted right away (disk is what compaction is for). `connectivity` rebuilds the graphs with
+ * another HNSW M (a KB that grew past LARGE_KB_ROWS by adds keeps the M it was created with until
+ * then); the new manifest records it.
  */
 export async function compactFolder(
   dir: string,
-  m: FileKbManifest,
+  base: FileKbManifest,
   from: { tombstones: ReadonlySet<number>; meta: MetaStore; vectors: Record<Modality, VectorFile> },
   indexThreads: number,
+  connectivity?: number,
 ): Promise<FileKbManifest> {
+  const m: FileKbManifest = connectivity === undefined ? base : { ...base, folder: { ...base.folder, index: { ...base.folder.index, connectivity } } };
   const generation = m.generation + 1;
   const live: number[] = [];
   for (let r = 0; r < m.folder.rows; r++) if (!from.tombstones.has(r)) live.push(r);
@@ -79,7 +83,7 @@ export async function compactFolder(
     folder: { ...m.folder, rows: live.length, removed: 0, metaBytes, files, checks: {}, previous: [] },
   };
   next.folder.checks = fileChecks(dir, next);
-  writeManifestSwap(dir, m, next, { keepPrevious: false });
+  writeManifestSwap(dir, base, next, { keepPrevious: false });
   crashPoint('compact:after-manifest');
   // Compaction is for reclaiming disk, so the old files go now. Readers that hold them open keep
   // reading them; one that read the old manifest but had not opened them yet re-reads the manifest.

@@ -192,11 +192,11 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
    * older generations between our reading the manifest and opening its files: then the manifest
    * is read again (a missing file with an unchanged manifest is damage, reported as such).
    */
-  private openLatest(): Generation {
+  private openLatest(previous?: Generation): Generation {
     for (let attempt = 0; ; attempt++) {
       const manifest = readManifest(this.folder);
       try {
-        return this.openGeneration(manifest);
+        return this.openGeneration(manifest, previous);
       } catch (err) {
         const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
         if (missing && attempt < 20 && readManifest(this.folder).generation !== manifest.generation) continue;
@@ -206,7 +206,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     }
   }
 
-  private openGeneration(m: FileKbManifest): Generation {
+  private openGeneration(m: FileKbManifest, previous?: Generation): Generation {
     const fds = new Map<string, number>();
     try {
       for (const name of namedFiles(m)) fds.set(name, openSync(join(this.folder, name), 'r'));
@@ -224,7 +224,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
         manifest: m,
         fds,
         tombstones,
-        meta: new MetaStore(fd(f.meta), path(f.meta), fd(f.metaIndex), path(f.metaIndex), m.folder.rows, m.folder.metaBytes),
+        meta: new MetaStore(fd(f.meta), path(f.meta), fd(f.metaIndex), path(f.metaIndex), m.folder.rows, m.folder.metaBytes, undefined, previous && sameMetaFiles(previous, m, fds) ? previous.meta : undefined),
         vectors: {
           image: new VectorFile(fd(f.imageVectors), path(f.imageVectors), m.dim, m.dtype),
           text: new VectorFile(fd(f.textVectors), path(f.textVectors), m.dim, m.dtype),
@@ -266,7 +266,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
   async refresh(): Promise<void> {
     if (readManifest(this.folder).generation === this.gen.manifest.generation) return;
     const old = this.gen;
-    this.gen = this.openLatest();
+    this.gen = this.openLatest(old);
     this.closeGeneration(old);
   }
 
@@ -366,7 +366,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     recoverToManifest(this.folder, m);
     if (m.generation !== this.gen.manifest.generation) {
       const old = this.gen;
-      this.gen = this.openLatest();
+      this.gen = this.openLatest(old);
       this.closeGeneration(old);
     }
   }
@@ -454,14 +454,16 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
   /**
    * Rewrite vectors, metadata and indexes without removed pairs, as one new generation (atomic;
    * see compact.ts). Row keys are renumbered 0..count-1 in their old order; the generation bump
-   * tells row caches (a run's retrieval cache keys on it) that rows changed.
+   * tells row caches (a run's retrieval cache keys on it) that rows changed. `connectivity`
+   * rebuilds both HNSW graphs with that M (e.g. 32 for a KB that grew past 250k pairs by adds).
    */
-  async compact(options: { indexThreads?: number } = {}): Promise<KbManifest> {
+  async compact(options: { indexThreads?: number; connectivity?: number } = {}): Promise<KbManifest> {
+    const connectivity = options.connectivity === undefined ? undefined : connectivityFor({ connectivity: options.connectivity }); // checked: 2..128
     const release = acquireWriteLock(this.folder);
     try {
       this.syncLocked();
       const g = this.gen;
-      await compactFolder(this.folder, g.manifest, { tombstones: g.tombstones, meta: g.meta, vectors: g.vectors }, options.indexThreads ?? 1);
+      await compactFolder(this.folder, g.manifest, { tombstones: g.tombstones, meta: g.meta, vectors: g.vectors }, options.indexThreads ?? 1, connectivity);
     } finally {
       release();
     }
@@ -512,4 +514,24 @@ function initKbFolder(dir: string, options: KbCreateOptions): FileKbManifest {
   };
   writeJsonAtomic(join(dir, KB_FILES.manifest), manifest);
   return manifest;
+}
+
+/**
+ * Whether generation `next` (its files open in `fds`) appends to the metadata files of `previous`:
+ * the same KB, a later generation of no fewer rows, and the same two files (names and inodes), so
+ * the previous store's committed bytes are a prefix of the new ones (compaction and a KB rebuilt
+ * in the folder write other files).
+ */
+function sameMetaFiles(previous: Generation, next: FileKbManifest, fds: ReadonlyMap<string, number>): boolean {
+  const before = previous.manifest;
+  if (before.kbId !== next.kbId || before.generation >= next.generation || before.folder.rows > next.folder.rows) return false;
+  if (before.folder.files.meta !== next.folder.files.meta || before.folder.files.metaIndex !== next.folder.files.metaIndex) return false;
+  return [next.folder.files.meta, next.folder.files.metaIndex].every((name) => {
+    const was = previous.fds.get(name);
+    const now = fds.get(name);
+    if (was === undefined || now === undefined) return false;
+    const a = fstatSync(was);
+    const b = fstatSync(now);
+    return a.dev === b.dev && a.ino === b.ino;
+  });
 }

@@ -10,7 +10,7 @@ export { DEFAULT_KB_DTYPE } from './types.ts';
 
 export { type AddOptions, addPairsCsv, type BuildOptions, buildKnowledgeBase, DEFAULT_BATCH_SIZE, encoderState, openKbEncoder } from './build.ts';
 export { FileKnowledgeBase } from './file-kb.ts';
-export { DEFAULT_INDEX_PARAMS, type FileKbManifest, KB_FILES, KB_FORMAT_VERSION, readManifest } from './format.ts';
+export { DEFAULT_INDEX_PARAMS, type FileKbManifest, KB_FILES, KB_FORMAT_VERSION, LARGE_KB_CONNECTIVITY, LARGE_KB_ROWS, readManifest } from './format.ts';
 export { MemoryKnowledgeBase } from './memory.ts';
 export { type PairRow, readPairsCsv } from './pairs.ts';
 export { createKnowledgeBase, isFolderSpec, kbBackendFor, kbExists, normalizeKbSpec, openKnowledgeBaseSpec } from './registry.ts';

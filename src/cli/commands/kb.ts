@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { createEncoder, parseEncoderSpec } from '../../encoders/registry.ts';
 import type { Encoder } from '../../encoders/types.ts';
-import { addPairsCsv, buildKnowledgeBase, DEFAULT_BATCH_SIZE, DEFAULT_KB_DTYPE, FileKnowledgeBase, openKnowledgeBase } from '../../kb/index.ts';
+import { addPairsCsv, buildKnowledgeBase, DEFAULT_BATCH_SIZE, DEFAULT_KB_DTYPE, FileKnowledgeBase, LARGE_KB_CONNECTIVITY, LARGE_KB_ROWS, openKnowledgeBase } from '../../kb/index.ts';
 import { DEFAULT_TEXT_TEMPLATE } from '../../kb/sources.ts';
 import { KB_DTYPES, type KbManifest, type Neighbour, type WritableKnowledgeBase } from '../../kb/types.ts';
 import { RetformerError } from '../../util/errors.ts';
@@ -31,7 +31,7 @@ const buildSchema = z.object({
   json: z.boolean().default(false),
 });
 
-const compactSchema = z.object({ kb: z.string(), threads: intOpt(0).default(1), json: z.boolean().default(false) });
+const compactSchema = z.object({ kb: z.string(), threads: intOpt(0).default(1), hnswM: z.coerce.number().int().min(2).max(128).optional(), json: z.boolean().default(false) });
 
 const addSchema = z.object({
   kb: z.string(),
@@ -71,7 +71,7 @@ function printManifestSummary(kb: WritableKnowledgeBase, diskBytes: number | und
     const f = kb.manifest.folder;
     lines.push(
       `rows            ${f.rows} (${f.removed} removed${f.removed > 0 ? '; retformer kb compact drops them' : ''})`,
-      `index           HNSW ${f.index.metric} ${m.dtype}, connectivity ${f.index.connectivity}, expansion add ${f.index.expansionAdd} / search ${f.index.expansionSearch}; searches use ef ${kb.defaultEf} at ${f.rows} rows unless --ef`,
+      `index           HNSW ${f.index.metric} ${m.dtype}, connectivity ${f.index.connectivity}, expansion add ${f.index.expansionAdd} / search ${f.index.expansionSearch}; searches use ef ${kb.defaultEf} at ${f.rows} rows unless --ef${f.rows > LARGE_KB_ROWS && f.index.connectivity < LARGE_KB_CONNECTIVITY ? `\n                (more than ${LARGE_KB_ROWS} rows on an M = ${f.index.connectivity} graph: retformer kb compact --hnsw-m ${LARGE_KB_CONNECTIVITY} rebuilds it denser, for recall at a narrower ef)` : ''}`,
       `files           ${[f.files.imageIndex, f.files.textIndex, f.files.tombstones].filter(Boolean).join(', ')}`,
     );
   }
@@ -273,13 +273,15 @@ export function registerKbCommands(program: Command): void {
     .description('Rewrite vectors, metadata and indexes without removed pairs; atomic. Row keys are renumbered (the generation changes, so cached retrievals are recomputed)')
     .requiredOption('--kb <dir>', 'knowledge base folder')
     .option('--threads <n>', 'HNSW insertion threads: 1 gives the same index on every run, 0 uses all cores', '1')
+    .option('--hnsw-m <n>', 'rebuild the HNSW graphs with this degree M (folder KBs; default: keep the KB\'s M; 32 suits more than 250,000 pairs: docs/kb-format.md)')
     .option('--json', 'print the new manifest as JSON')
     .action(async (raw) => {
       const o = parseFlags(compactSchema, raw);
       const store = await openKnowledgeBase(o.kb);
       try {
+        if (o.hnswM !== undefined && !(store instanceof FileKnowledgeBase)) throw new RetformerError(`${o.kb}: --hnsw-m applies to folder KBs (a Postgres KB's HNSW index takes its m from the KB's manifest; rebuild it with kb import/build --hnsw-m)`);
         const before = store instanceof FileKnowledgeBase ? store.rows : undefined;
-        const m = store instanceof FileKnowledgeBase ? await store.compact({ indexThreads: o.threads }) : await store.compact();
+        const m = store instanceof FileKnowledgeBase ? await store.compact({ indexThreads: o.threads, connectivity: o.hnswM }) : await store.compact();
         if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
         else process.stdout.write(`compacted ${o.kb}: ${m.count} pairs${before !== undefined ? ` (${before - m.count} removed rows dropped)` : ''}, generation ${m.generation}\n`);
       } finally {
