@@ -10,8 +10,10 @@
  *   assemble   assembleInputs ([z; neighbour images], neighbour texts)
  *   forward    ForwardGraph.run (feeds, ONNX Runtime session.run, outputs)
  *   output     the Prediction (softmax, top-5, attention renormalised)
- * and, separately on the same queries, raw usearch search on the same index file (the floor of
- * the search phase). Each phase is timed twice: wall time, and the process's CPU time (user +
+ * and, separately on the same queries, the whole call through the real Predictor
+ * (`Predictor.classifyEmbeddings` over a run with random weights, bench/predictor.ts: the phases
+ * should add up to it) and raw usearch search on the same index file (the floor of the search
+ * phase). Each phase is timed twice: wall time, and the process's CPU time (user +
  * system), which other work sharing the cores inflates much less. Prints Markdown tables;
  * progress on stderr.
  *
@@ -34,6 +36,7 @@ import { ForwardGraph } from '../src/model/onnx/session.ts';
 import { initParams, paramSpecs } from '../src/model/params.ts';
 import { toPrediction } from '../src/infer/predictor.ts';
 import { Rng } from '../src/util/rng.ts';
+import { benchPredictor } from './predictor.ts';
 import { clusteredVectors } from './shared.ts';
 
 const args = parseArgs({
@@ -127,6 +130,8 @@ interface SizeResult {
   cpuPhases: Map<Phase, number[]>;
   cpuTotal: number[];
   raw: number[];
+  /** Wall ms of Predictor.classifyEmbeddings per prediction (the whole call, run after the phases). */
+  whole: number[];
 }
 
 /** CPU time of this process so far, ms (user + system). */
@@ -183,6 +188,19 @@ async function measure(dir: string, n: number): Promise<SizeResult> {
   for (let q = 0; q < Math.min(50, queryCount); q++) await one(q, false); // warm-up: sessions, mapped pages, JIT
   for (let round = 0; round < cfg.rounds; round++) for (let q = 0; q < queryCount; q++) await one(q, true);
   const ef = kb.defaultEf; // the ef kb.search used
+
+  // the same predictions through the real Predictor (its own forward graph, same default shapes): the phases above must add up to it
+  const { predictor, close } = await benchPredictor(kb, { classes: cfg.classes });
+  const whole: number[] = [];
+  for (let q = 0; q < Math.min(50, queryCount); q++) await predictor.classifyEmbeddings(q1(q));
+  for (let round = 0; round < cfg.rounds; round++) {
+    for (let q = 0; q < queryCount; q++) {
+      const s = performance.now();
+      await predictor.classifyEmbeddings(q1(q));
+      whole.push(performance.now() - s);
+    }
+  }
+  await close();
   await kb.close();
 
   // the floor of the search phase: raw usearch on the same index file, same ef, one thread
@@ -198,7 +216,7 @@ async function measure(dir: string, n: number): Promise<SizeResult> {
       raw.push(performance.now() - s);
     }
   }
-  return { n, phases, total, cpuPhases, cpuTotal, raw };
+  return { n, phases, total, cpuPhases, cpuTotal, raw, whole };
 }
 
 /** The KBs to profile: a bench:scale --keep folder's two, or generated ones under the root. */
@@ -246,6 +264,7 @@ out.push(`| phase (ms) | ${head} |`);
 out.push(`|---|${results.map(() => '---:|---:|---:|').join('')}`);
 for (const p of PHASES) out.push(`| ${p} | ${results.map((r) => `${ms(pct(r.phases.get(p)!, 0.5))} | ${ms(mean(r.phases.get(p)!))} | ${ms(pct(r.phases.get(p)!, 0.99))}`).join(' | ')} |`);
 out.push(`| **total** | ${results.map((r) => `**${ms(pct(r.total, 0.5))}** | **${ms(mean(r.total))}** | **${ms(pct(r.total, 0.99))}**`).join(' | ')} |`);
+out.push(`| Predictor.classifyEmbeddings (the whole call, separately) | ${results.map((r) => `${ms(pct(r.whole, 0.5))} | ${ms(mean(r.whole))} | ${ms(pct(r.whole, 0.99))}`).join(' | ')} |`);
 out.push(`| raw usearch search (same index, separately) | ${results.map((r) => `${ms(pct(r.raw, 0.5))} | ${ms(mean(r.raw))} | ${ms(pct(r.raw, 0.99))}`).join(' | ')} |`);
 out.push(`| total minus search | ${results.map((r) => `${ms(pct(r.total.map((t, i) => t - r.phases.get('search')![i]), 0.5))} | ${ms(mean(r.total) - mean(r.phases.get('search')!))} | ${ms(pct(r.total.map((t, i) => t - r.phases.get('search')![i]), 0.99))}`).join(' | ')} |`);
 out.push('');

@@ -8,11 +8,12 @@
  *   - bytes per pair on disk, per dtype;
  *   - recall@32 against exact search and QPS at one thread (one query at a time), per dtype,
  *     through our API (`kb.search`) and through raw usearch on the same index file;
- *   - p50/p99 of a full prediction with the embedding given: retrieval (k = 32) + fetching the
+ *   - p50/p99 of a full prediction with the embedding given, through the real
+ *     `Predictor.classifyEmbeddings` (bench/predictor.ts): retrieval (k = 32) + fetching the
  *     neighbours' image and text vectors + the RetFormer forward graph (MLP branch and
- *     cross-fusion, ONNX Runtime, 1 thread) at N pairs and at 4,000 pairs. The forward graph has
- *     randomly initialised weights of the default shapes (d = 64, 4 heads, 4 layers, 1,000
- *     classes): its latency does not depend on the weight values.
+ *     cross-fusion, ONNX Runtime, 1 thread) + softmax and top classes, at N pairs and at 4,000
+ *     pairs. The run has randomly initialised weights of the default shapes (d = 64, 4 heads, 4
+ *     layers, 1,000 classes): its latency does not depend on the weight values.
  * Prints Markdown tables (stdout); progress on stderr.
  *   npm run bench:scale -- --n 200000
  */
@@ -32,10 +33,8 @@ import { newHnswIndex } from '../src/kb/hnsw.ts';
 import { openKnowledgeBaseSpec } from '../src/kb/registry.ts';
 import { KB_DTYPES, type KbDtype, type PairMeta, type WritableKnowledgeBase } from '../src/kb/types.ts';
 import { ModelConfigSchema } from '../src/model/config.ts';
-import { assembleInputs } from '../src/model/inputs.ts';
-import { ForwardGraph } from '../src/model/onnx/session.ts';
-import { initParams, paramSpecs } from '../src/model/params.ts';
 import { Rng } from '../src/util/rng.ts';
+import { benchPredictor } from './predictor.ts';
 import { exactTopK, scaleData } from './scale-data.ts';
 import { bestOfAlternating } from './shared.ts';
 
@@ -175,21 +174,16 @@ function efTable(dtype: KbDtype, sweep: { atDefault: SearchRow; perEf: SearchRow
   return out;
 }
 
-// ---- full prediction latency: retrieval + neighbour vectors + forward graph ---------------------
+// ---- full prediction latency: Predictor.classifyEmbeddings (retrieval + neighbour vectors + forward graph + output) ----
 const config = ModelConfigSchema.parse({});
-const slots = Int32Array.from({ length: config.k }, (_, j) => j); // neighbour j sits in row j of the fetched vectors
+const PREDICT_CLASSES = 1000;
 
-async function predictLatency(kbDir: string, queries: Float32Array, forward: ForwardGraph): Promise<{ p50: number; p99: number; mean: number; cpuP50: number }> {
+async function predictLatency(kbDir: string, queries: Float32Array): Promise<{ p50: number; p99: number; mean: number; cpuP50: number }> {
   const kb = await openKnowledgeBaseSpec(kbDir);
+  const { predictor, close } = await benchPredictor(kb, { classes: PREDICT_CLASSES });
   const dim = kb.dim;
   const count = queries.length / dim;
-  const one = async (q: number) => {
-    const z = queries.subarray(q * dim, (q + 1) * dim);
-    const [found] = await kb.search(z, { k: config.k, queryEncoderId: kb.encoderId });
-    const rowsK = found.map((nb) => nb.row);
-    const vectors = { images: await kb.vectors(rowsK, 'image'), texts: await kb.vectors(rowsK, 'text') }; // [k, dim] each
-    await forward.run(assembleInputs(z, 1, dim, config.k, slots, vectors)); // [z; neighbour images], [neighbour texts]
-  };
+  const one = (q: number) => predictor.classifyEmbeddings(queries.subarray(q * dim, (q + 1) * dim));
   for (let q = 0; q < Math.min(50, count); q++) await one(q); // warm-up: sessions, mapped pages
   const times: number[] = [];
   const cpu: number[] = []; // CPU ms of this process per prediction (user + system): less inflated by other work on the cores
@@ -203,6 +197,7 @@ async function predictLatency(kbDir: string, queries: Float32Array, forward: For
       cpu.push((used.user + used.system) / 1000);
     }
   }
+  await close();
   await kb.close();
   times.sort((a, b) => a - b);
   const at = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
@@ -211,14 +206,11 @@ async function predictLatency(kbDir: string, queries: Float32Array, forward: For
 }
 
 async function predictTable(bigDir: string, smallDir: string, n: number, small: number, dim: number, dtype: KbDtype, queries: Float32Array): Promise<string[]> {
-  const dims = { inputDim: dim, classes: 1000 };
-  const forward = new ForwardGraph(config, dims, initParams(paramSpecs(config, dims), 0), { threads: 1 });
   log(`prediction latency at ${n} and ${small} pairs (${dtype} KBs) ...`);
-  const big = await predictLatency(bigDir, queries, forward);
-  const little = await predictLatency(smallDir, queries, forward);
-  await forward.release();
+  const big = await predictLatency(bigDir, queries);
+  const little = await predictLatency(smallDir, queries);
   return [
-    `Full prediction, embedding given (retrieval k = ${config.k} at the default ef + neighbour vectors + forward graph, d = ${config.width}, ${config.heads} heads, ${config.layers} layers, ${dims.classes} classes, random weights, 1 thread), ${dtype} KB, ${(2 * queries.length) / dim} predictions:`,
+    `Full prediction, embedding given (Predictor.classifyEmbeddings: retrieval k = ${config.k} at the default ef + neighbour vectors + forward graph + softmax and top classes; d = ${config.width}, ${config.heads} heads, ${config.layers} layers, ${PREDICT_CLASSES} classes, random weights, 1 thread), ${dtype} KB, ${(2 * queries.length) / dim} predictions:`,
     '',
     '| KB pairs | p50 (ms) | p99 (ms) | mean (ms) | CPU p50 (ms) |',
     '|---:|---:|---:|---:|---:|',
