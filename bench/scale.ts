@@ -21,7 +21,6 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { writeTinyClip } from '../scripts/tiny-clip/index.ts';
 import { DEFAULT_TINY_CLIP_SIZES } from '../scripts/tiny-clip/model.ts';
@@ -36,72 +35,55 @@ import { ModelConfigSchema } from '../src/model/config.ts';
 import { Rng } from '../src/util/rng.ts';
 import { benchPredictor } from './predictor.ts';
 import { exactTopK, scaleData } from './scale-data.ts';
+import { intFlag, listFlag, parseBenchFlags } from './flags.ts';
 import { bestOfAlternating } from './shared.ts';
 
-const args = parseArgs({
-  options: {
-    n: { type: 'string', default: '1000000' },
-    small: { type: 'string', default: '4000' },
-    queries: { type: 'string', default: '300' },
-    dim: { type: 'string', default: '512' },
-    clusters: { type: 'string', default: '1000' },
-    dtypes: { type: 'string', default: 'f32,f16,i8' },
-    'part-size': { type: 'string', default: '100000' },
-    threads: { type: 'string', default: '0' },
-    seed: { type: 'string', default: '1' },
-    work: { type: 'string' },
-    ef: { type: 'string', default: '96,128,192,256,384' },
-    // leave the predict-dtype KB, the small KB, the queries and the exact truth at DIR (for --reuse)
-    keep: { type: 'string' },
-    // time search + full prediction on a folder a --keep run left (no generation, no import)
-    reuse: { type: 'string' },
-    // internal: run one import in this process and print its time and maxRSS as JSON
-    child: { type: 'string' },
-    dir: { type: 'string' },
-    out: { type: 'string' },
-    encoder: { type: 'string' },
-    dtype: { type: 'string' },
-    limit: { type: 'string' },
-  },
-  strict: true,
-}).values;
+const flags = parseBenchFlags({
+  n: { default: '1000000', value: intFlag(1000) },
+  small: { default: '4000', value: intFlag(100) },
+  queries: { default: '300', value: intFlag(10) },
+  dim: { default: '512', value: intFlag(2) },
+  clusters: { default: '1000', value: intFlag(1) },
+  dtypes: { default: 'f32,f16,i8', value: listFlag(z.enum(KB_DTYPES)) },
+  'part-size': { default: '100000', value: intFlag(1) },
+  threads: { default: '0', value: intFlag(0) },
+  seed: { default: '1', value: intFlag() },
+  work: { value: z.string().optional() },
+  // '' = only the default ef
+  ef: { default: '96,128,192,256,384', value: z.string().transform((s) => (s === '' ? [] : s.split(',').map((e) => intFlag(1).parse(e)))) },
+  // leave the predict-dtype KB, the small KB, the queries and the exact truth at DIR (for --reuse)
+  keep: { value: z.string().optional() },
+  // time search + full prediction on a folder a --keep run left (no generation, no import)
+  reuse: { value: z.string().optional() },
+  // internal: run one import (or one read-only pass) in this process and print its time and maxRSS as JSON
+  child: { value: z.enum(['import', 'read']).optional() },
+  dir: { value: z.string().optional() },
+  out: { value: z.string().optional() },
+  encoder: { value: z.string().optional() },
+  dtype: { value: z.enum(KB_DTYPES).optional() },
+});
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const K = 32;
 
 // ---- child modes: one import (or one read-only pass) in a fresh process, for its peak RSS -------
-if (args.child !== undefined) {
+if (flags.child !== undefined) {
   const t = performance.now();
   let rows = 0;
-  if (args.child === 'import') {
+  if (flags.child === 'import') {
     const phases: Record<string, number> = {};
     const onProgress = (p: { phase: string }) => {
       phases[p.phase] ??= (performance.now() - t) / 1000; // when each indexing phase began
     };
-    const m = await importClipRetrieval({ dir: args.dir!, out: args.out!, encoderSpec: args.encoder!, dtype: args.dtype as KbDtype, indexThreads: Number(args.threads), quiet: true, onProgress });
+    const m = await importClipRetrieval({ dir: flags.dir!, out: flags.out!, encoderSpec: flags.encoder!, dtype: flags.dtype!, indexThreads: flags.threads, quiet: true, onProgress });
     rows = m.count;
     process.stderr.write(`  import phases began at (s): ${JSON.stringify(phases)}\n`);
-  } else if (args.child === 'read') {
-    for await (const b of readClipRetrievalPairs(await scanClipRetrieval(args.dir!))) rows += b.pairs.length;
-  } else throw new Error(`unknown child mode ${args.child}`);
+  } else {
+    for await (const b of readClipRetrievalPairs(await scanClipRetrieval(flags.dir!))) rows += b.pairs.length;
+  }
   process.stdout.write(`${JSON.stringify({ rows, seconds: (performance.now() - t) / 1000, maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
   process.exit(0);
 }
-
-const cfg = z
-  .object({
-    n: z.coerce.number().int().min(1000),
-    small: z.coerce.number().int().min(100),
-    queries: z.coerce.number().int().min(10),
-    dim: z.coerce.number().int().min(2),
-    clusters: z.coerce.number().int().min(1),
-    dtypes: z.string().transform((s) => s.split(',').map((d) => z.enum(KB_DTYPES).parse(d))),
-    partSize: z.coerce.number().int().min(1),
-    threads: z.coerce.number().int().min(0),
-    seed: z.coerce.number().int(),
-    ef: z.string().transform((s) => (s === '' ? [] : s.split(',').map((e) => z.coerce.number().int().min(1).parse(e)))),
-  })
-  .parse({ ...args, partSize: args['part-size'] });
 
 const f = (x: number, d = 0) => x.toFixed(d);
 
@@ -155,7 +137,7 @@ async function searchSweep(kbDir: string, queries: Float32Array, truth: number[]
     const atDefault = await searchBench(kb, kbDir, queries, truth, undefined);
     log(`  default ef ${atDefault.ef}: recall@32 ${atDefault.kbRecall.toFixed(4)} (raw ${atDefault.rawRecall.toFixed(4)}), ${atDefault.kbQps.toFixed(0)} QPS (raw ${atDefault.rawQps.toFixed(0)})`);
     const perEf: SearchRow[] = [];
-    for (const ef of cfg.ef) {
+    for (const ef of flags.ef) {
       const r = await searchBench(kb, kbDir, queries, truth, ef);
       log(`  ef ${ef}: recall@32 ${r.kbRecall.toFixed(4)} (raw ${r.rawRecall.toFixed(4)}), ${r.kbQps.toFixed(0)} QPS (raw ${r.rawQps.toFixed(0)})`);
       perEf.push(r);
@@ -221,9 +203,9 @@ async function predictTable(bigDir: string, smallDir: string, n: number, small: 
 
 const loadAverage = () => loadavg().map((x) => x.toFixed(2)).join(', ');
 
-if (args.reuse !== undefined) {
+if (flags.reuse !== undefined) {
   // ---- --reuse DIR: search + prediction timings on the KBs a --keep run left ---------------------
-  const dir = resolve(args.reuse);
+  const dir = resolve(flags.reuse);
   const kept = JSON.parse(readFileSync(join(dir, 'bench.json'), 'utf8')) as KeptRun;
   const raw = readFileSync(join(dir, 'queries.f32'));
   const queries = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)); // [q, dim]
@@ -243,14 +225,14 @@ if (args.reuse !== undefined) {
   process.exit(0);
 }
 
-const { n, dim } = cfg;
-const work = resolve(args.work ?? mkdtempSync(join(tmpdir(), 'retformer-bench-scale-')));
+const { n, dim } = flags;
+const work = resolve(flags.work ?? mkdtempSync(join(tmpdir(), 'retformer-bench-scale-')));
 mkdirSync(work, { recursive: true });
 log(`work folder ${work}`);
 const loadAtStart = loadAverage();
 
 // ---- data: clustered unit vectors; text = its image's direction plus noise; queries held out ----
-const data = scaleData(cfg.seed, cfg.clusters, dim);
+const data = scaleData(flags.seed, flags.clusters, dim);
 const generate = data.generate;
 
 const clipDir = join(work, 'clip');
@@ -259,11 +241,11 @@ log(`tiny CLIP encoder with projection_dim ${dim} (names the vectors' encoder; n
 writeTinyClip(encoderDir, { sizes: { ...DEFAULT_TINY_CLIP_SIZES, projectionDim: dim } });
 const encoderSpec = `onnx:${encoderDir}`;
 
-log(`writing ${n} pairs as clip-retrieval parts of ${cfg.partSize} (f16 .npy + Parquet) ...`);
+log(`writing ${n} pairs as clip-retrieval parts of ${flags['part-size']} (f16 .npy + Parquet) ...`);
 let t = performance.now();
 {
-  const writer = new ClipRetrievalWriter(clipDir, { dim, dtype: 'f2', partSize: cfg.partSize, totalRows: n, label: true, extras: [{ name: 'url', type: 'STRING' }], idColumn: false });
-  const r = new Rng(cfg.seed + 1);
+  const writer = new ClipRetrievalWriter(clipDir, { dim, dtype: 'f2', partSize: flags['part-size'], totalRows: n, label: true, extras: [{ name: 'url', type: 'STRING' }], idColumn: false });
+  const r = new Rng(flags.seed + 1);
   const batch = 8192;
   for (let s = 0; s < n; s += batch) {
     const count = Math.min(batch, n - s);
@@ -280,7 +262,7 @@ let t = performance.now();
   await writer.close();
 }
 const writeS = (performance.now() - t) / 1000;
-const queries = data.queries(cfg.queries); // [q, dim]
+const queries = data.queries(flags.queries); // [q, dim]
 log(`  ${writeS.toFixed(1)} s`);
 
 // ---- exact ground truth over the stored (f16-widened) image vectors, block by block ------------
@@ -292,7 +274,7 @@ log(`  ${((performance.now() - t) / 1000).toFixed(1)} s`);
 // ---- imports, each in its own process (its maxRSS is the import's peak) -------------------------
 const self = resolve('bench/scale.ts');
 function child(mode: string, extra: string[]): { rows: number; seconds: number; maxRssMiB: number } {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', self, '--child', mode, '--threads', String(cfg.threads), ...extra], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', self, '--child', mode, '--threads', String(flags.threads), ...extra], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
   return JSON.parse(out.trim().split('\n').at(-1)!);
 }
 
@@ -319,12 +301,12 @@ async function predictAtBothSizes(bigKbDir: string): Promise<{ smallImport: Retu
   // ---- the small KB (first `small` rows) for the prediction latency comparison --------------------
   const smallClip = join(work, 'clip-small');
   {
-    log(`a ${cfg.small}-pair KB from the first rows ...`);
+    log(`a ${flags.small}-pair KB from the first rows ...`);
     const scan = await scanClipRetrieval(clipDir);
-    const writer = new ClipRetrievalWriter(smallClip, { dim, dtype: 'f2', partSize: cfg.small, totalRows: cfg.small, label: true, extras: [{ name: 'url', type: 'STRING' }], idColumn: false });
+    const writer = new ClipRetrievalWriter(smallClip, { dim, dtype: 'f2', partSize: flags.small, totalRows: flags.small, label: true, extras: [{ name: 'url', type: 'STRING' }], idColumn: false });
     let done = 0;
     for await (const b of readClipRetrievalPairs(scan, { batchSize: 1000 })) {
-      const take = b.pairs.slice(0, cfg.small - done);
+      const take = b.pairs.slice(0, flags.small - done);
       const image = new Float32Array(take.length * dim);
       const text = new Float32Array(take.length * dim);
       take.forEach((p, i) => {
@@ -337,26 +319,26 @@ async function predictAtBothSizes(bigKbDir: string): Promise<{ smallImport: Retu
         text,
       );
       done += take.length;
-      if (done >= cfg.small) break;
+      if (done >= flags.small) break;
     }
     await writer.close();
   }
   const smallKbDir = join(work, `kb-small-${predictDtype}`);
   rmSync(smallKbDir, { recursive: true, force: true });
   const smallImport = child('import', ['--dir', smallClip, '--out', smallKbDir, '--encoder', encoderSpec, '--dtype', predictDtype]);
-  return { smallImport, smallKbDir, lines: await predictTable(bigKbDir, smallKbDir, n, cfg.small, dim, predictDtype, queries) };
+  return { smallImport, smallKbDir, lines: await predictTable(bigKbDir, smallKbDir, n, flags.small, dim, predictDtype, queries) };
 }
 
 // the prediction dtype first: its prediction figures and the --keep folder exist even if a later dtype is cut short
-const predictDtype: KbDtype = cfg.dtypes.includes('f16') ? 'f16' : cfg.dtypes[0];
-const dtypeOrder = [predictDtype, ...cfg.dtypes.filter((d) => d !== predictDtype)];
+const predictDtype: KbDtype = flags.dtypes.includes('f16') ? 'f16' : flags.dtypes[0];
+const dtypeOrder = [predictDtype, ...flags.dtypes.filter((d) => d !== predictDtype)];
 let predicted: Awaited<ReturnType<typeof predictAtBothSizes>> | undefined;
 const rows: DtypeRow[] = [];
 const kbDirs = new Map<KbDtype, string>();
 for (const dtype of dtypeOrder) {
   const kbDir = join(work, `kb-${dtype}`);
   rmSync(kbDir, { recursive: true, force: true });
-  log(`import ${n} pairs into a ${dtype} KB (${cfg.threads === 0 ? 'all cores' : `${cfg.threads} thread(s)`} for HNSW inserts) ...`);
+  log(`import ${n} pairs into a ${dtype} KB (${flags.threads === 0 ? 'all cores' : `${flags.threads} thread(s)`} for HNSW inserts) ...`);
   const imp = child('import', ['--dir', clipDir, '--out', kbDir, '--encoder', encoderSpec, '--dtype', dtype]);
   const load = loadAverage();
   log(`  ${imp.seconds.toFixed(1)} s, maxRSS ${imp.maxRssMiB.toFixed(0)} MiB, load average ${load}`);
@@ -366,17 +348,17 @@ for (const dtype of dtypeOrder) {
   if (dtype === predictDtype) {
     predicted = await predictAtBothSizes(kbDir);
     log(predicted.lines.join('\n'));
-    if (args.keep !== undefined) keepFolder(resolve(args.keep), kbDir, predicted.smallKbDir, load);
+    if (flags.keep !== undefined) keepFolder(resolve(flags.keep), kbDir, predicted.smallKbDir, load);
   }
 }
 const { smallImport, lines: predict } = predicted!;
 
 // ---- report --------------------------------------------------------------------------------------
 const out: string[] = [];
-out.push(`bench:scale — ${n} clustered ${dim}-d pairs (${cfg.clusters} clusters) in clip-retrieval parts of ${cfg.partSize} (f16 .npy + Parquet), ${cfg.queries} held-out queries, k = ${K}, HNSW M${connectivityFor({ expectedRows: n })} (the default for a KB created with ${n} pairs) efC${DEFAULT_INDEX_PARAMS.expansionAdd}, ${cfg.threads === 0 ? 'all cores' : `${cfg.threads} thread(s)`} for HNSW inserts; load average at start ${loadAtStart}, at the end ${loadAverage()}`);
+out.push(`bench:scale — ${n} clustered ${dim}-d pairs (${flags.clusters} clusters) in clip-retrieval parts of ${flags['part-size']} (f16 .npy + Parquet), ${flags.queries} held-out queries, k = ${K}, HNSW M${connectivityFor({ expectedRows: n })} (the default for a KB created with ${n} pairs) efC${DEFAULT_INDEX_PARAMS.expansionAdd}, ${flags.threads === 0 ? 'all cores' : `${flags.threads} thread(s)`} for HNSW inserts; load average at start ${loadAtStart}, at the end ${loadAverage()}`);
 out.push('');
 out.push(`- writing the parts: ${f(writeS, 1)} s; reading and checking them (no KB): ${f(readOnly.seconds, 1)} s (${f(n / readOnly.seconds)} pairs/s), maxRSS ${f(readOnly.maxRssMiB)} MiB`);
-out.push(`- import of ${cfg.small} pairs (${predictDtype}): ${f(smallImport.seconds, 1)} s, maxRSS ${f(smallImport.maxRssMiB)} MiB`);
+out.push(`- import of ${flags.small} pairs (${predictDtype}): ${f(smallImport.seconds, 1)} s, maxRSS ${f(smallImport.maxRssMiB)} MiB`);
 out.push('');
 out.push('| dtype | import + HNSW build (s) | pairs/s | import maxRSS (MiB) | bytes / pair | default ef | recall@32 (KB) | recall@32 (raw usearch) | QPS KB (1 thread) | QPS raw usearch | KB / raw | load average after import |');
 out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
@@ -397,7 +379,7 @@ for (const r of rows) out.push(...efTable(r.dtype, r.sweep), '');
 out.push(...predict);
 process.stdout.write(`${out.join('\n')}\n`);
 
-if (args.work === undefined) rmSync(work, { recursive: true, force: true });
+if (flags.work === undefined) rmSync(work, { recursive: true, force: true });
 
 /** Leave the big and the small KB, the queries and the exact truth at `keep`, for --reuse. */
 function keepFolder(keep: string, bigKbDir: string, smallKbDir: string, load: string): void {
@@ -407,7 +389,7 @@ function keepFolder(keep: string, bigKbDir: string, smallKbDir: string, load: st
   moveFolder(smallKbDir, join(keep, 'kb-small'));
   writeFileSync(join(keep, 'queries.f32'), new Uint8Array(queries.buffer, queries.byteOffset, queries.byteLength));
   writeFileSync(join(keep, 'truth.json'), JSON.stringify(truth));
-  const kept: KeptRun = { n, small: cfg.small, dim, clusters: cfg.clusters, seed: cfg.seed, dtype: predictDtype, queries: cfg.queries, load };
+  const kept: KeptRun = { n, small: flags.small, dim, clusters: flags.clusters, seed: flags.seed, dtype: predictDtype, queries: flags.queries, load };
   writeFileSync(join(keep, 'bench.json'), `${JSON.stringify(kept, null, 2)}\n`);
   log(`kept the ${predictDtype} KBs, queries and exact truth at ${keep} (time them again: npm run bench:scale -- --reuse ${keep})`);
 }
