@@ -6,9 +6,10 @@
  * each phase is timed on its own:
  *   search     kb.search (query check, HNSW search, filtering, metadata of the k neighbours)
  *   slots      the neighbours' rows and their slots (as the Predictor lays them out)
- *   vectors    kb.vectors of the neighbours' image and text rows (pread + f16 decode)
- *   assemble   assembleInputs ([z; neighbour images], neighbour texts)
- *   forward    ForwardGraph.run (feeds, ONNX Runtime session.run, outputs)
+ *   vectors    the neighbours' image and text rows: kb.halfVectors for an f16 KB (pread; the graph
+ *              casts the bits), else kb.vectors (pread + decode)
+ *   assemble   the rows by rank (halfRowsBySlot), or assembleInputs ([z; neighbour images], texts)
+ *   forward    ForwardGraph.runHalf, or .run (feeds, ONNX Runtime session.run, outputs)
  *   output     the Prediction (softmax, top-5, attention renormalised)
  * and, separately on the same queries, the whole call through the real Predictor
  * (`Predictor.classifyEmbeddings` over a run with random weights, bench/predictor.ts: the phases
@@ -31,7 +32,7 @@ import { checksumFiles } from '../src/kb/format.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import { KB_DTYPES, type EmbeddedPair, type KbDtype, type Neighbour } from '../src/kb/types.ts';
 import { ModelConfigSchema } from '../src/model/config.ts';
-import { assembleInputs } from '../src/model/inputs.ts';
+import { assembleInputs, halfRowsBySlot } from '../src/model/inputs.ts';
 import { ForwardGraph } from '../src/model/onnx/session.ts';
 import { initParams, paramSpecs } from '../src/model/params.ts';
 import { toPrediction } from '../src/infer/predictor.ts';
@@ -163,14 +164,18 @@ async function measure(dir: string, n: number): Promise<SizeResult> {
     });
     const t2 = performance.now();
     c[2] = cpuMs();
-    const images = await kb.vectors(rows, 'image'); // [rows, dim]
-    const texts = await kb.vectors(rows, 'text'); // [rows, dim]
+    // as the Predictor does it: an f16 KB's stored bits go to the graph as they are, other dtypes are decoded
+    const images16 = await kb.halfVectors(rows, 'image'); // [rows, dim] f16 bits, or undefined
+    const texts16 = await kb.halfVectors(rows, 'text');
+    const images = images16 ? undefined : await kb.vectors(rows, 'image'); // [rows, dim]
+    const texts = texts16 ? undefined : await kb.vectors(rows, 'text');
     const t3 = performance.now();
     c[3] = cpuMs();
-    const batch = assembleInputs(z1, 1, dim, k, slots, { images, texts });
+    const half = images16 && texts16 ? { n: 1, query: z1, neighbourImages: halfRowsBySlot(images16, slots, dim), neighbourTexts: halfRowsBySlot(texts16, slots, dim) } : undefined;
+    const batch = half ? undefined : assembleInputs(z1, 1, dim, k, slots, { images: images!, texts: texts! });
     const t4 = performance.now();
     c[4] = cpuMs();
-    const out = await forward.run(batch);
+    const out = half ? await forward.runHalf(half) : await forward.run(batch!);
     const t5 = performance.now();
     c[5] = cpuMs();
     toPrediction(out, 0, cfg.classes, k, neighbours, classNames, 5);

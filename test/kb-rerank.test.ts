@@ -15,7 +15,10 @@ const unitRows = (n: number, dim: number, rng: Rng) => {
   const out = new Float32Array(n * dim);
   for (let r = 0; r < n; r++) {
     let s = 0;
-    for (let d = 0; d < dim; d++) s += (out[r * dim + d] = rng.normal()) ** 2;
+    for (let d = 0; d < dim; d++) {
+      out[r * dim + d] = rng.normal();
+      s += out[r * dim + d] ** 2;
+    }
     for (let d = 0; d < dim; d++) out[r * dim + d] /= Math.sqrt(s);
   }
   return out;
@@ -38,7 +41,11 @@ for (const dtype of ['i8', 'f16'] as KbDtype[]) {
       const stride = 10;
       const keys = new BigUint64Array(2 * stride);
       const picks = [Array.from({ length: 10 }, (_, j) => (j * 7 + 3) % rows), Array.from({ length: 7 }, (_, j) => (j * 11 + 5) % rows)];
-      picks.forEach((p, q) => p.forEach((r, j) => (keys[q * stride + j] = BigInt(r))));
+      picks.forEach((p, q) => {
+        p.forEach((r, j) => {
+          keys[q * stride + j] = BigInt(r);
+        });
+      });
       const out = rerankMatches({ keys, distances: new Float32Array(2 * stride), counts: [10, 7], stride }, queries, dim, store, 5);
       assert.deepEqual(out.counts, [5, 5]);
       for (let q = 0; q < 2; q++) {
@@ -49,7 +56,9 @@ for (const dtype of ['i8', 'f16'] as KbDtype[]) {
         };
         const expected = [...picks[q]].sort((a, b) => sim(b) - sim(a)).slice(0, 5);
         assert.deepEqual(Array.from(out.keys.subarray(q * 5, q * 5 + 5), Number), expected, `query ${q}: order`);
-        expected.forEach((r, j) => assert.ok(Math.abs(out.distances[q * 5 + j] - (1 - sim(r))) < 1e-6, `query ${q}, rank ${j}: distance`));
+        expected.forEach((r, j) => {
+          assert.ok(Math.abs(out.distances[q * 5 + j] - (1 - sim(r))) < 1e-6, `query ${q}, rank ${j}: distance`);
+        });
       }
     } finally {
       closeSync(fd);

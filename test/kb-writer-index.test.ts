@@ -270,3 +270,22 @@ test("a reader's refresh after another process's add reads only the added rows' 
   await reader.close();
   await writer.close();
 });
+
+test('an f16 folder KB hands over its stored bits (halfVectors: exactly what vectors() decodes); other dtypes hand over none', async () => {
+  const { halfToFloat } = await import('../src/util/half.ts');
+  for (const dtype of ['f16', 'i8', 'f32'] as const) {
+    const spec = join(conformanceDir(), `kb-half-${dtype}`);
+    const kb = (await createKnowledgeBase(spec, { ...create, dtype })) as FileKnowledgeBase;
+    const w = await kb.beginWrite({ allowNewLabels: true });
+    await w.append(conformancePairs(12, 31));
+    await w.commit();
+    const rows = [7, 0, 11, 3];
+    for (const modality of ['image', 'text'] as const) {
+      const bits = await kb.halfVectors(rows, modality);
+      if (dtype !== 'f16') assert.equal(bits, undefined, `${dtype}: no f16 bits`);
+      else assert.deepEqual(halfToFloat(bits!), await kb.vectors(rows, modality), `${modality}: the same values`);
+    }
+    await assert.rejects(kb.halfVectors([12], 'image'), /row 12 out of range/);
+    await kb.close();
+  }
+});

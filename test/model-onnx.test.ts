@@ -204,3 +204,29 @@ test('DiffGraph.sum and DiffGraph.div: values and gradients equal tfjs autodiff'
     assert.ok(relErr(out.gc.data as Float32Array, gc.dataSync() as Float32Array) < 1e-5, 'd/dc');
   }
 });
+
+test('ForwardGraph.runHalf (neighbour vectors as f16 bits, cast in the graph) equals run() on the same values decoded', async () => {
+  const { floatToHalf, halfToFloat } = await import('../src/util/half.ts');
+  for (const overrides of [{}, { heads: 4, k: 5, adaptive: true }, { labelMemory: 'vote' as const, simBias: true }, { variant: 'no-image' as const }]) {
+    const { config, dims, params, batch } = setup(overrides, 4);
+    const { k } = config;
+    // the neighbour rows of the image tokens (every row but each query's own) and the texts, rounded to f16
+    const images16 = new Uint16Array(n * k * D);
+    for (let b = 0; b < n; b++) images16.set(floatToHalf(batch.imageTokens.subarray((b * (k + 1) + 1) * D, (b + 1) * (k + 1) * D)), b * k * D);
+    const texts16 = floatToHalf(batch.neighbourTexts);
+    const imageTokens = new Float32Array(batch.imageTokens.length);
+    const decodedImages = halfToFloat(images16);
+    for (let b = 0; b < n; b++) {
+      imageTokens.set(batch.query.subarray(b * D, (b + 1) * D), b * (k + 1) * D);
+      imageTokens.set(decodedImages.subarray(b * k * D, (b + 1) * k * D), (b * (k + 1) + 1) * D);
+    }
+    const graph = new ForwardGraph(config, dims, params);
+    const f32 = await graph.run({ ...batch, imageTokens, neighbourTexts: halfToFloat(texts16) });
+    const half = await graph.runHalf({ n, query: batch.query, neighbourImages: images16, neighbourTexts: texts16, neighbourLabels: batch.neighbourLabels, neighbourSims: batch.neighbourSims });
+    await graph.release();
+    assert.ok(relErr(half.logits, f32.logits) < 1e-6, `${JSON.stringify(overrides)}: logits ${relErr(half.logits, f32.logits)}`);
+    assert.ok(relErr(half.attention, f32.attention) < 1e-6, 'attention');
+    assert.ok(relErr(half.imageLogits, f32.imageLogits) < 1e-6, 'L_I');
+    if (f32.gate) assert.ok(relErr(half.gate!, f32.gate) < 1e-6, 'gate');
+  }
+});

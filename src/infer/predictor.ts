@@ -4,8 +4,8 @@ import type { Encoder, ImageSource } from '../encoders/types.ts';
 import { kbExists, normalizeKbSpec, openKbEncoder, openKnowledgeBase } from '../kb/index.ts';
 import type { KnowledgeBase, Neighbour, WritableKnowledgeBase } from '../kb/types.ts';
 import { type ModelConfig, type ModelDims, usesLabels, usesRetrieval, usesSims } from '../model/config.ts';
-import { assembleInputs, labelIndexOf } from '../model/inputs.ts';
-import { type ForwardResult, ForwardGraph } from '../model/onnx/session.ts';
+import { assembleInputs, halfRowsBySlot, labelIndexOf, oneHotLabels } from '../model/inputs.ts';
+import { type ForwardResult, ForwardGraph, type HalfNeighbourBatch } from '../model/onnx/session.ts';
 import { checkParams, loadParams, paramSpecs } from '../model/params.ts';
 import { modelConfigOf, parseTrainConfig, type TrainConfig } from '../train/config.ts';
 import { guardNeighbours } from '../train/retrieval.ts';
@@ -172,6 +172,7 @@ export class Predictor implements PredictorContract {
       const q = embeddings.subarray(start * D, end * D); // [m, D]
       let neighbours: Neighbour[][] = Array.from({ length: m }, () => []);
       let batch = assembleInputs(q, m, D, k, []);
+      let half: HalfNeighbourBatch | undefined; // the inputs when the KB hands over f16 rows
       if (usesRetrieval(this.model)) {
         const sources = options.sources?.slice(start, end);
         const want = sources ? k + this.config.retrievalExtra : k; // room for the own pair the guard drops
@@ -185,24 +186,34 @@ export class Predictor implements PredictorContract {
             slots[b * k + j] = slotOf.get(nb.row)!;
           });
         });
-        const images = rows.length > 0 ? await this.kb.vectors(rows, 'image') : new Float32Array(0);
-        const texts = rows.length > 0 ? await this.kb.vectors(rows, 'text') : new Float32Array(0);
+        let labels: Int32Array | undefined; // [rows] class index per row (label memory)
         if (usesLabels(this.model)) {
           const labelOf = new Map(neighbours.flat().map((nb) => [nb.row, nb.label]));
-          const labels = labelIndexOf(rows.map((r) => labelOf.get(r)), this.classes);
-          batch = assembleInputs(q, m, D, k, slots, { images, texts, labels }, C);
-        } else batch = assembleInputs(q, m, D, k, slots, { images, texts });
+          labels = labelIndexOf(rows.map((r) => labelOf.get(r)), this.classes);
+        }
+        let sims: Float32Array | undefined; // [m, k]
         if (usesSims(this.model)) {
-          const sims = new Float32Array(m * k); // [m, k]
+          sims = new Float32Array(m * k);
           neighbours.forEach((list, b) => {
             list.forEach((nb, j) => {
-              sims[b * k + j] = nb.similarity;
+              sims![b * k + j] = nb.similarity;
             });
           });
-          batch.neighbourSims = sims;
+        }
+        // an f16 KB hands over its stored bits, which the graph casts: no decode here
+        const images16 = rows.length > 0 ? await this.kb.halfVectors?.(rows, 'image') : undefined;
+        const texts16 = images16 ? await this.kb.halfVectors?.(rows, 'text') : undefined;
+        if (images16 && texts16) {
+          const neighbourLabels = labels ? oneHotLabels(m * k, slots, labels, C) : undefined;
+          half = { n: m, query: q, neighbourImages: halfRowsBySlot(images16, slots, D), neighbourTexts: halfRowsBySlot(texts16, slots, D), neighbourLabels, neighbourSims: sims };
+        } else {
+          const images = rows.length > 0 ? await this.kb.vectors(rows, 'image') : new Float32Array(0);
+          const texts = rows.length > 0 ? await this.kb.vectors(rows, 'text') : new Float32Array(0);
+          batch = labels ? assembleInputs(q, m, D, k, slots, { images, texts, labels }, C) : assembleInputs(q, m, D, k, slots, { images, texts });
+          if (sims) batch.neighbourSims = sims;
         }
       }
-      const result = await this.graph.run(batch);
+      const result = half ? await this.graph.runHalf(half) : await this.graph.run(batch);
       for (let i = 0; i < m; i++) out.push(toPrediction(result, i, C, k, neighbours[i], this.classes, top));
       options.onProgress?.(end, n);
     }

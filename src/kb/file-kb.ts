@@ -341,6 +341,14 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     return this.gen.vectors[modality].read(rows);
   }
 
+  async halfVectors(rows: readonly number[], modality: Modality): Promise<Uint16Array | undefined> {
+    this.checkRows(rows);
+    const store = this.gen.vectors[modality];
+    if (store.dtype !== 'f16') return undefined;
+    const bytes = store.readRaw(rows); // a fresh buffer: 2-byte aligned
+    return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  }
+
   async meta(rows: readonly number[]): Promise<PairMeta[]> {
     this.checkRows(rows);
     return rows.map((r) => this.gen.meta.get(r));

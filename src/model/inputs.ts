@@ -36,15 +36,28 @@ export function assembleInputs(query: Float32Array, n: number, D: number, k: num
     }
   }
   if (labelClasses === undefined) return { n, query, imageTokens, neighbourTexts };
-  const C = labelClasses;
-  const neighbourLabels = new Float32Array(n * k * C); // [n, k, C]
   if (vectors && !vectors.labels) throw new Error('label memory needs the neighbours\' labels');
-  if (vectors?.labels) {
-    for (let i = 0; i < n * k; i++) {
-      const u = slots[i];
-      const c = u < 0 ? -1 : vectors.labels[u];
-      if (c >= 0 && c < C) neighbourLabels[i * C + c] = 1;
-    }
+  return { n, query, imageTokens, neighbourTexts, neighbourLabels: oneHotLabels(n * k, slots, vectors?.labels, labelClasses) };
+}
+
+/** Each slot's label as a one-hot row over C classes ([count, C]; a zero row for a slot < 0 or a label index -1 / out of range). */
+export function oneHotLabels(count: number, slots: ArrayLike<number>, labels: Int32Array | undefined, C: number): Float32Array {
+  const out = new Float32Array(count * C); // [count, C]
+  if (!labels) return out;
+  for (let i = 0; i < count; i++) {
+    const u = slots[i];
+    const c = u < 0 ? -1 : labels[u];
+    if (c >= 0 && c < C) out[i * C + c] = 1;
   }
-  return { n, query, imageTokens, neighbourTexts, neighbourLabels };
+  return out;
+}
+
+/** Rows of `rows` ([r, D], f16 bits) laid out by slot: [slots.length, D], zero (+0.0) where a slot is < 0. */
+export function halfRowsBySlot(rows: Uint16Array, slots: ArrayLike<number>, D: number): Uint16Array {
+  const out = new Uint16Array(slots.length * D); // [count, D]
+  for (let i = 0; i < slots.length; i++) {
+    const u = slots[i];
+    if (u >= 0) out.set(rows.subarray(u * D, (u + 1) * D), i * D);
+  }
+  return out;
 }

@@ -53,6 +53,12 @@ export class DiffGraph {
     return { name, shape, grad };
   }
 
+  /** An f16 graph input, cast to float inside the graph (inference graphs: no gradient reaches it). */
+  halfInput(name: string, shape: readonly number[]): Value {
+    this.inputSpecs.push({ name, elemType: ElemType.FLOAT16, dims: [...shape] });
+    return { name: this.b.node('Cast', [name], { to: ElemType.FLOAT }), shape, grad: false };
+  }
+
   /** A baked trainable-shaped weight (inference graphs): a constant to the graph. */
   weight(name: string, data: Float32Array, shape: readonly number[]): Value {
     return { name: this.b.floatConst(name, data, [...shape]), shape, grad: false };

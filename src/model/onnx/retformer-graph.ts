@@ -17,7 +17,14 @@ export type GraphMode =
    * neighbourImages and neighbourTexts [n, k, D], instead of the token layout [z; images] the
    * engine feeds; `metadata` is written into the model.
    */
-  | { kind: 'infer'; weights: ParamValues; inputs?: 'tokens' | 'neighbours'; metadata?: Record<string, string> };
+  | {
+      kind: 'infer';
+      weights: ParamValues;
+      inputs?: 'tokens' | 'neighbours';
+      metadata?: Record<string, string>;
+      /** With inputs 'neighbours': 'f16' takes neighbourImages and neighbourTexts as f16 (an f16 KB's stored bits), cast to float in the graph. */
+      neighbourDtype?: 'f32' | 'f16';
+    };
 
 export interface BuiltGraph {
   bytes: Uint8Array;
@@ -127,7 +134,7 @@ interface ForwardValues {
   gate?: Value; // [n, 1]
 }
 
-function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelConfig, dims: ModelDims, n: number, wantRow: boolean, layout: 'tokens' | 'neighbours' = 'tokens'): ForwardValues {
+function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelConfig, dims: ModelDims, n: number, wantRow: boolean, layout: 'tokens' | 'neighbours' = 'tokens', neighbourDtype: 'f32' | 'f16' = 'f32'): ForwardValues {
   const D = dims.inputDim;
   const z = g.input('query', [n, D]);
   const { tau } = config;
@@ -140,9 +147,10 @@ function forwardGraph(g: DiffGraph, P: (name: string) => Value, config: ModelCon
   let imageTokens: Value; // [n*(k+1), D], row b*(k+1) = z_b
   let neighbourTexts: Value; // [n*k, D]
   if (layout === 'neighbours') {
-    const images = g.input('neighbourImages', [n, k, D]);
+    const neighbourInput = (name: string) => (neighbourDtype === 'f16' ? g.halfInput(name, [n, k, D]) : g.input(name, [n, k, D]));
+    const images = neighbourInput('neighbourImages');
     imageTokens = g.reshape(g.concat([g.reshape(z, [n, 1, D]), images], 1), [n * T1, D]);
-    neighbourTexts = g.reshape(g.input('neighbourTexts', [n, k, D]), [n * k, D]);
+    neighbourTexts = g.reshape(neighbourInput('neighbourTexts'), [n * k, D]);
   } else {
     imageTokens = g.input('imageTokens', [n * T1, D]);
     neighbourTexts = g.input('neighbourTexts', [n * k, D]);
@@ -273,7 +281,8 @@ const floatSpec = (name: string, dims: number[]): ValueSpec => ({ name, elemType
 export function buildRetformerGraph(config: ModelConfig, dims: ModelDims, n: number, mode: GraphMode): BuiltGraph {
   const g = new DiffGraph();
   const { P, params } = parameterSource(g, config, dims, mode);
-  const fwd = forwardGraph(g, P, config, dims, n, mode.kind === 'infer', mode.kind === 'infer' ? mode.inputs : undefined);
+  if (mode.kind === 'infer' && mode.neighbourDtype === 'f16' && mode.inputs !== 'neighbours') throw new Error("f16 neighbour inputs need the 'neighbours' input layout");
+  const fwd = forwardGraph(g, P, config, dims, n, mode.kind === 'infer', mode.kind === 'infer' ? mode.inputs : undefined, mode.kind === 'infer' ? mode.neighbourDtype : undefined);
   const C = dims.classes;
   if (mode.kind === 'infer') {
     const outs = [floatSpec(g.output(fwd.logits, 'logits'), [n, C])];

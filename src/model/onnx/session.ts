@@ -138,9 +138,26 @@ export interface ForwardResult {
   retrievalLogits?: Float32Array;
 }
 
+/**
+ * Model inputs with the neighbour vectors as f16 bits (an f16 KB's stored rows, not decoded), by
+ * rank: [n, k, D] each, zero rows where a query has fewer than k neighbours.
+ */
+export interface HalfNeighbourBatch {
+  n: number;
+  /** z: [n, D]. */
+  query: Float32Array;
+  neighbourImages: Uint16Array;
+  neighbourTexts: Uint16Array;
+  /** As in GraphBatch: [n*k, C] and [n*k]. */
+  neighbourLabels?: Float32Array;
+  neighbourSims?: Float32Array;
+}
+
 /** Inference with the trained weights baked into the graph. */
 export class ForwardGraph {
   private readonly cache: SessionCache;
+  /** The graph that takes f16 neighbour vectors ('neighbours' layout), built on first use. */
+  private readonly halfCache: SessionCache;
 
   constructor(
     readonly config: ModelConfig,
@@ -149,21 +166,49 @@ export class ForwardGraph {
     options: EngineOptions = {},
   ) {
     this.cache = new SessionCache((n) => buildRetformerGraph(config, dims, n, { kind: 'infer', weights }).bytes, options);
+    this.halfCache = new SessionCache((n) => buildRetformerGraph(config, dims, n, { kind: 'infer', weights, inputs: 'neighbours', neighbourDtype: 'f16' }).bytes, options);
   }
 
   async run(batch: GraphBatch): Promise<ForwardResult> {
     const session = await this.cache.get(batch.n);
-    const out = await session.run(batchFeeds(this.config, this.dims, batch));
-    return {
-      logits: out.logits.data as Float32Array,
-      attention: out.attention ? (out.attention.data as Float32Array) : new Float32Array(0),
-      gate: out.gate ? (out.gate.data as Float32Array) : undefined,
-      imageLogits: out.imageLogits.data as Float32Array,
-      retrievalLogits: out.retrievalLogits ? (out.retrievalLogits.data as Float32Array) : undefined,
-    };
+    return forwardResult(await session.run(batchFeeds(this.config, this.dims, batch)));
   }
 
-  release(): Promise<void> {
-    return this.cache.release();
+  /** The same forward with the neighbour vectors given as f16 bits (cast to float inside the graph: the same values as decoding them first). */
+  async runHalf(batch: HalfNeighbourBatch): Promise<ForwardResult> {
+    if (!usesRetrieval(this.config)) throw new Error('an mlp-only model takes no neighbour vectors');
+    const { n } = batch;
+    const { k } = this.config;
+    const D = this.dims.inputDim;
+    const session = await this.halfCache.get(n);
+    const feeds: Record<string, ort.Tensor> = {
+      query: tensor(batch.query, [n, D]),
+      neighbourImages: new ort.Tensor('float16', batch.neighbourImages, [n, k, D]),
+      neighbourTexts: new ort.Tensor('float16', batch.neighbourTexts, [n, k, D]),
+    };
+    if (usesLabels(this.config)) {
+      if (!batch.neighbourLabels) throw new Error(`the model reads neighbour labels (labelMemory ${this.config.labelMemory}) but the batch has none`);
+      feeds.neighbourLabels = tensor(batch.neighbourLabels, [n, k, this.dims.classes]);
+    }
+    if (usesSims(this.config)) {
+      if (!batch.neighbourSims) throw new Error('the model reads neighbour similarities (simBias) but the batch has none');
+      feeds.neighbourSims = tensor(batch.neighbourSims, [n, k]);
+    }
+    return forwardResult(await session.run(feeds));
   }
+
+  async release(): Promise<void> {
+    await this.cache.release();
+    await this.halfCache.release();
+  }
+}
+
+function forwardResult(out: ort.InferenceSession.OnnxValueMapType): ForwardResult {
+  return {
+    logits: out.logits.data as Float32Array,
+    attention: out.attention ? (out.attention.data as Float32Array) : new Float32Array(0),
+    gate: out.gate ? (out.gate.data as Float32Array) : undefined,
+    imageLogits: out.imageLogits.data as Float32Array,
+    retrievalLogits: out.retrievalLogits ? (out.retrievalLogits.data as Float32Array) : undefined,
+  };
 }
