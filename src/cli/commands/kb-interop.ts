@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_PART_SIZE, exportClipRetrieval } from '../../kb/interop/export.ts';
 import { importClipRetrieval } from '../../kb/interop/import.ts';
 import { KB_DTYPES } from '../../kb/types.ts';
+import { HNSW_M_HELP, hnswMOption } from '../flag-values.ts';
 import { parseFlags } from '../parse-flags.ts';
 
 const intOpt = (min: number) => z.coerce.number().int().min(min);
@@ -12,7 +13,7 @@ const importSchema = z.object({
   out: z.string(),
   encoder: z.string(),
   dtype: z.enum(KB_DTYPES).optional(),
-  hnswM: z.coerce.number().int().min(2).max(128).optional(),
+  hnswM: hnswMOption,
   normalise: z.boolean().default(false),
   batchSize: intOpt(1).default(4096),
   threads: intOpt(0).default(0),
@@ -37,7 +38,7 @@ export function registerKbInteropCommands(kb: Command): void {
     .requiredOption('--out <kb>', 'new knowledge base (folder)')
     .requiredOption('--encoder <spec>', 'the encoder that produced the vectors, e.g. onnx:<dir> (its dimension must match)')
     .option('--dtype <dtype>', 'vector storage precision: f32 | f16 | i8 (default: the backend default)')
-    .option('--hnsw-m <n>', 'HNSW graph degree M (default: 16, or 32 when the KB is created with more than 250,000 pairs: docs/kb-format.md)')
+    .option('--hnsw-m <n>', HNSW_M_HELP)
     .option('--normalise', 'normalise rows that are not unit length instead of refusing them')
     .option('--batch-size <n>', 'pairs per write batch (bounds memory)', '4096')
     .option('--threads <n>', 'HNSW insertion threads: 0 (default) uses all cores, 1 gives the same index on every run (slower)', '0')

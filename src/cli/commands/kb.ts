@@ -9,6 +9,7 @@ import { addPairsCsv, buildKnowledgeBase, DEFAULT_BATCH_SIZE, DEFAULT_KB_DTYPE, 
 import { DEFAULT_TEXT_TEMPLATE } from '../../kb/sources.ts';
 import { KB_DTYPES, type KbManifest, type Neighbour, type WritableKnowledgeBase } from '../../kb/types.ts';
 import { RetformerError } from '../../util/errors.ts';
+import { HNSW_M_HELP, hnswMOption } from '../flag-values.ts';
 import { parseFlags } from '../parse-flags.ts';
 import { registerKbInteropCommands } from './kb-interop.ts';
 
@@ -26,12 +27,12 @@ const buildSchema = z.object({
   batchSize: intOpt(1).default(DEFAULT_BATCH_SIZE),
   threads: intOpt(0).default(1),
   dtype: z.enum(KB_DTYPES).default(DEFAULT_KB_DTYPE),
-  hnswM: z.coerce.number().int().min(2).max(128).optional(),
+  hnswM: hnswMOption,
   quiet: z.boolean().default(false),
   json: z.boolean().default(false),
 });
 
-const compactSchema = z.object({ kb: z.string(), threads: intOpt(0).default(1), hnswM: z.coerce.number().int().min(2).max(128).optional(), json: z.boolean().default(false) });
+const compactSchema = z.object({ kb: z.string(), threads: intOpt(0).default(1), hnswM: hnswMOption, json: z.boolean().default(false) });
 
 const addSchema = z.object({
   kb: z.string(),
@@ -148,7 +149,7 @@ export function registerKbCommands(program: Command): void {
     .option('--batch-size <n>', 'pairs embedded per batch (bounds memory)', String(DEFAULT_BATCH_SIZE))
     .option('--threads <n>', 'HNSW insertion threads: 1 gives the same index on every run, 0 uses all cores (faster, not reproducible)', '1')
     .option('--dtype <t>', 'storage precision of vectors and indexes: f16 (default) | f32 (twice the bytes) | i8 (half of f16; candidates re-ranked)', DEFAULT_KB_DTYPE)
-    .option('--hnsw-m <n>', 'HNSW graph degree M (default: 16, or 32 when the KB is created with more than 250,000 pairs: docs/kb-format.md)')
+    .option('--hnsw-m <n>', HNSW_M_HELP)
     .option('--quiet', 'no progress bar')
     .option('--json', 'print the manifest as JSON')
     .action(async (raw) => {

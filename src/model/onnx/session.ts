@@ -50,9 +50,15 @@ function batchFeeds(config: ModelConfig, dims: ModelDims, b: GraphBatch): Record
     feeds.imageTokens = tensor(b.imageTokens, [b.n * (k + 1), D]);
     feeds.neighbourTexts = tensor(b.neighbourTexts, [b.n * k, D]);
   }
+  return { ...feeds, ...labelAndSimFeeds(config, b, [b.n * config.k, dims.classes]) };
+}
+
+/** neighbourLabels (shaped `labelDims`, as the graph's input layout declares them) and neighbourSims [n, k], for a model that reads them. */
+function labelAndSimFeeds(config: ModelConfig, b: Pick<GraphBatch, 'n' | 'neighbourLabels' | 'neighbourSims'>, labelDims: number[]): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
   if (usesLabels(config)) {
     if (!b.neighbourLabels) throw new Error(`the model reads neighbour labels (labelMemory ${config.labelMemory}) but the batch has none`);
-    feeds.neighbourLabels = tensor(b.neighbourLabels, [b.n * config.k, dims.classes]);
+    feeds.neighbourLabels = tensor(b.neighbourLabels, labelDims);
   }
   if (usesSims(config)) {
     if (!b.neighbourSims) throw new Error('the model reads neighbour similarities (simBias) but the batch has none');
@@ -185,15 +191,8 @@ export class ForwardGraph {
       query: tensor(batch.query, [n, D]),
       neighbourImages: new ort.Tensor('float16', batch.neighbourImages, [n, k, D]),
       neighbourTexts: new ort.Tensor('float16', batch.neighbourTexts, [n, k, D]),
+      ...labelAndSimFeeds(this.config, batch, [n, k, this.dims.classes]), // the 'neighbours' layout: labels [n, k, C]
     };
-    if (usesLabels(this.config)) {
-      if (!batch.neighbourLabels) throw new Error(`the model reads neighbour labels (labelMemory ${this.config.labelMemory}) but the batch has none`);
-      feeds.neighbourLabels = tensor(batch.neighbourLabels, [n, k, this.dims.classes]);
-    }
-    if (usesSims(this.config)) {
-      if (!batch.neighbourSims) throw new Error('the model reads neighbour similarities (simBias) but the batch has none');
-      feeds.neighbourSims = tensor(batch.neighbourSims, [n, k]);
-    }
     return forwardResult(await session.run(feeds));
   }
 
