@@ -195,4 +195,7 @@ test('CLI: kb compact drops removed rows, keeps ids and answers, bumps the gener
   assert.match(run('kb', 'compact', '--kb', out, '--hnsw-m', '24'), /^compacted .*: 17 pairs \(0 removed rows dropped\), generation 4\n$/);
   assert.equal(JSON.parse(run('kb', 'stats', '--kb', out, '--json')).folder.index.connectivity, 24);
   assert.deepEqual(search(), before);
+  // an M out of range is refused before anything is written
+  assert.throws(() => run('kb', 'compact', '--kb', out, '--hnsw-m', '1'), (err: { stderr: string }) => /--hnsw-m: /.test(err.stderr));
+  assert.equal(JSON.parse(run('kb', 'stats', '--kb', out, '--json')).generation, 4);
 });

@@ -39,3 +39,19 @@ test('train, predict and eval against a Postgres KB, the run reopening it from i
     await server.stop();
   }
 });
+
+test('kb compact --hnsw-m is refused for a Postgres KB, with the reason, and the KB is left as it was', async () => {
+  const server = await startPgliteServer({ maxConnections: 8 });
+  try {
+    const work = tempDir();
+    const { csv } = await writePairsFixture(work, { n: 8, seed: 6 });
+    const spec = server.specFor('shapes_compact_m');
+    await run('kb', 'build', '--pairs', csv, '--out', spec, '--encoder', 'pixels');
+    const before = JSON.parse(await run('kb', 'stats', '--kb', spec, '--json'));
+    await assert.rejects(run('kb', 'compact', '--kb', spec, '--hnsw-m', '24'), /--hnsw-m applies to folder KBs/);
+    const after = JSON.parse(await run('kb', 'stats', '--kb', spec, '--json'));
+    assert.deepEqual([after.generation, after.count], [before.generation, before.count]);
+  } finally {
+    await server.stop();
+  }
+});

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type ModelConfig, ModelConfigSchema, usesLabels, usesSims } from '../src/model/config.ts';
 import { DiffGraph } from '../src/model/onnx/diff-graph.ts';
+import { buildRetformerGraph } from '../src/model/onnx/retformer-graph.ts';
 import { ForwardGraph, TrainGraph } from '../src/model/onnx/session.ts';
 import { initParams, paramSpecs } from '../src/model/params.ts';
 import { smoothedOneHot } from '../src/train/loss.ts';
@@ -229,4 +230,13 @@ test('ForwardGraph.runHalf (neighbour vectors as f16 bits, cast in the graph) eq
     assert.ok(relErr(half.imageLogits, f32.imageLogits) < 1e-6, 'L_I');
     if (f32.gate) assert.ok(relErr(half.gate!, f32.gate) < 1e-6, 'gate');
   }
+});
+
+test('f16 neighbour inputs are refused where they cannot apply: the token layout, an mlp-only model', async () => {
+  const { config, dims, params } = setup({});
+  assert.throws(() => buildRetformerGraph(config, dims, 1, { kind: 'infer', weights: params, neighbourDtype: 'f16' }), /f16 neighbour inputs need the 'neighbours' input layout/);
+  const mlp = setup({ variant: 'mlp-only' });
+  const graph = new ForwardGraph(mlp.config, mlp.dims, mlp.params);
+  await assert.rejects(graph.runHalf({ n: 1, query: new Float32Array(D), neighbourImages: new Uint16Array(0), neighbourTexts: new Uint16Array(0) }), /an mlp-only model takes no neighbour vectors/);
+  await graph.release();
 });
