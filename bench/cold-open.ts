@@ -29,6 +29,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { openKnowledgeBaseSpec } from '../src/kb/registry.ts';
 import { intFlag, listFlag, parseBenchFlags } from './flags.ts';
+import { readKeptQueries } from './shared.ts';
 
 const K = 32;
 const flags = parseBenchFlags({
@@ -74,9 +75,9 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 async function measure(cgroup: string): Promise<ChildResult> {
   // join the cgroup before touching the KB, so that every page this process maps is charged to it
   if (cgroup !== '') writeFileSync(join(cgroup, 'cgroup.procs'), String(process.pid));
-  const raw = readFileSync(join(dir, 'queries.f32'));
-  const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-  const truth = (JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as number[][]).map((keys) => new Set(keys));
+  const kept = readKeptQueries(dir);
+  const all = kept.queries;
+  const truth = kept.truth.map((keys) => new Set(keys));
   const t0 = performance.now();
   const kb = await openKnowledgeBaseSpec(join(dir, 'kb'));
   const openMs = performance.now() - t0;

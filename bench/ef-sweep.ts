@@ -12,15 +12,14 @@
  * greedy descent that ended in another cluster), the best of 5 rounds in wall QPS and in CPU ms
  * per query (user + system of this process: what other work on the cores inflates least).
  */
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { DEFAULT_INDEX_PARAMS } from '../src/kb/format.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
 import { KB_DTYPES } from '../src/kb/types.ts';
 import { exactTopK, scaleData } from './scale-data.ts';
+import { readKeptQueries } from './shared.ts';
 
 const cfg = z
   .object({
@@ -62,9 +61,7 @@ const log = (msg: string) => process.stderr.write(`${msg}\n`);
 /** Queries [q, dim] and the exact top-32 of each. */
 async function queriesAndTruth(): Promise<{ queries: Float32Array; truth: Set<number>[] }> {
   if (cfg.keepDir !== undefined) {
-    const raw = readFileSync(join(cfg.keepDir, 'queries.f32'));
-    const queries = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)); // [q, dim]
-    const truth = JSON.parse(readFileSync(join(cfg.keepDir, 'truth.json'), 'utf8')) as number[][];
+    const { queries, truth } = readKeptQueries(cfg.keepDir);
     return { queries, truth: truth.map((keys) => new Set(keys)) };
   }
   const queries = scaleData(cfg.seed, cfg.clusters, dim).queries(cfg.queries); // [q, dim]

@@ -38,7 +38,7 @@ import { initParams, paramSpecs } from '../src/model/params.ts';
 import { toPrediction } from '../src/infer/predictor.ts';
 import { Rng } from '../src/util/rng.ts';
 import { benchPredictor } from './predictor.ts';
-import { clusteredVectors } from './shared.ts';
+import { clusteredVectors, readKeptQueries } from './shared.ts';
 
 const args = parseArgs({
   options: {
@@ -80,8 +80,7 @@ for (let i = 0; i < centres.length; i++) centres[i] = rng.normal() / Math.sqrt(d
 /** The queries a bench:scale --keep folder holds ([q, dim]), or held-out clustered queries. */
 function loadQueries(): Float32Array {
   if (args.reuse === undefined) return clusteredVectors(cfg.queries, dim, centres, new Rng(cfg.seed + 7));
-  const raw = readFileSync(join(args.reuse, 'queries.f32'));
-  const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  const all = readKeptQueries(args.reuse).queries;
   return all.subarray(0, Math.min(all.length, cfg.queries * dim));
 }
 const queries = loadQueries(); // [q, dim]

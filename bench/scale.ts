@@ -36,7 +36,7 @@ import { Rng } from '../src/util/rng.ts';
 import { benchPredictor } from './predictor.ts';
 import { exactTopK, scaleData } from './scale-data.ts';
 import { intFlag, listFlag, parseBenchFlags } from './flags.ts';
-import { bestOfAlternating } from './shared.ts';
+import { bestOfAlternating, readKeptQueries } from './shared.ts';
 
 const flags = parseBenchFlags({
   n: { default: '1000000', value: intFlag(1000) },
@@ -207,9 +207,7 @@ if (flags.reuse !== undefined) {
   // ---- --reuse DIR: search + prediction timings on the KBs a --keep run left ---------------------
   const dir = resolve(flags.reuse);
   const kept = JSON.parse(readFileSync(join(dir, 'bench.json'), 'utf8')) as KeptRun;
-  const raw = readFileSync(join(dir, 'queries.f32'));
-  const queries = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)); // [q, dim]
-  const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as number[][];
+  const { queries, truth } = readKeptQueries(dir);
   const loadBefore = loadAverage();
   log(`search at ${kept.n} pairs (${kept.dtype}), ${truth.length} queries ...`);
   const sweep = await searchSweep(join(dir, 'kb'), queries, truth);

@@ -2,6 +2,8 @@
  * Pieces the training benchmarks share: the analytic FLOP count of the RetFormer model and ONNX
  * Runtime's plain MatMul rate, the reference every efficiency ratio is taken against.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ort } from '../src/util/ort.ts';
 import type { ModelConfig } from '../src/model/config.ts';
 import { smoothedOneHot } from '../src/train/loss.ts';
@@ -125,4 +127,15 @@ export async function bestOfAlternating<Name extends string>(runs: Record<Name, 
     }
   }
   return best;
+}
+
+/**
+ * The held-out queries ([q, dim]) and their exact top-k rows that a `bench:scale --keep DIR` run
+ * left in DIR (queries.f32, truth.json).
+ */
+export function readKeptQueries(dir: string): { queries: Float32Array; truth: number[][] } {
+  const raw = readFileSync(join(dir, 'queries.f32'));
+  const queries = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)); // [q, dim]
+  const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as number[][];
+  return { queries, truth };
 }

@@ -46,7 +46,12 @@ async function writerStarted(kbDir: string, exited: () => boolean): Promise<void
   while (!existsSync(join(kbDir, KB_FILES.lock)) && !exited()) await sleep(2);
 }
 
-const generationFiles = (kbDir: string) => readdirSync(kbDir).filter(isGenerationFile).sort();
+/** Generation files in the folder; a temp file's pid and time become '*'. */
+const generationFiles = (kbDir: string) =>
+  readdirSync(kbDir)
+    .filter(isGenerationFile)
+    .map((n) => n.replace(/\.tmp-\d+-\d+$/, '.tmp-*'))
+    .sort();
 /** The committed generation's files and the previous generation's (kept for readers that still open it). */
 const namedFiles = (m: FileKbManifest) => [...filesOf(m), ...m.folder.previous].sort();
 const size = (kbDir: string, name: string) => statSync(join(kbDir, name)).size;
@@ -129,6 +134,7 @@ const compactFiles = (g: number) => [`image-${pad(g)}.${DEFAULT_KB_DTYPE}`, `tex
 const SCENARIOS: Scenario[] = [
   { point: 'add:after-first-batch', op: 'add', commits: false, tailRows: ADD_BATCH, strays: () => [] },
   { point: 'add:before-index-save', op: 'add', commits: false, tailRows: BATCH, strays: () => [] },
+  { point: 'layout:before-rename', op: 'add', commits: false, tailRows: BATCH, strays: (_, g) => [`image-${pad(g)}.usearch`, `image-${pad(g)}.usearch.tmp-*`] },
   { point: 'add:before-manifest', op: 'add', commits: false, tailRows: BATCH, strays: (_, g) => [`image-${pad(g)}.usearch`, `text-${pad(g)}.usearch`] },
   { point: 'add:after-manifest', op: 'add', commits: true, tailRows: 0, strays: older },
   { point: 'remove:after-manifest', op: 'remove', commits: true, tailRows: 0, strays: older },

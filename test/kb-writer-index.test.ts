@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, renameSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createEncoder } from '../src/encoders/registry.ts';
@@ -7,6 +7,7 @@ import { encoderState } from '../src/kb/build.ts';
 import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
 import { connectivityFor, DEFAULT_EF_STEPS, DEFAULT_EF_STEPS_M32, DEFAULT_INDEX_PARAMS, defaultSearchEf, type FileKbManifest, LARGE_KB_ROWS } from '../src/kb/format.ts';
 import { newHnswIndex } from '../src/kb/hnsw.ts';
+import { layOutIndexFile } from '../src/kb/hnsw-layout.ts';
 import { createKnowledgeBase, openKnowledgeBaseSpec } from '../src/kb/registry.ts';
 import type { KbCreateOptions, WritableKnowledgeBase, WriteProgress } from '../src/kb/types.ts';
 import { conformanceDir, conformancePairs, removeConformanceDirs } from './helpers/kb-conformance.ts';
@@ -75,6 +76,10 @@ for (const dtype of ['f16', 'i8'] as const) {
       assert.equal(keys.size, 210, `${file} holds every committed row once`);
       assert.deepEqual(keys.missing, []);
       assert.deepEqual(keys.extra, []);
+      // the commit laid the index out for locality: laying out a copy again moves nothing
+      const copy = join(conformanceDir(), `copy-${file}`);
+      copyFileSync(join(spec, file), copy);
+      assert.deepEqual(layOutIndexFile(copy).moved, 0, `${file} is laid out`);
     }
     // each added pair is found at its own row, through both modalities
     for (const [i, p] of added.entries()) {

@@ -5,6 +5,7 @@ import { decodeVectors } from './codec.ts';
 import { crashPoint } from './crash-point.ts';
 import { DTYPE_BYTES, type FileKbManifest, indexFileName, metaFileNames, namedFiles, vectorsFileName } from './format.ts';
 import { collectDroppedIndexes, newHnswIndex } from './hnsw.ts';
+import { layOutIndexFile } from './hnsw-layout.ts';
 import { saveIndex, writeAll } from './io.ts';
 import type { MetaStore, VectorFile } from './storage.ts';
 import type { Modality } from './types.ts';
@@ -68,8 +69,10 @@ export async function compactFolder(
   crashPoint('compact:after-data');
 
   for (const modality of ['image', 'text'] as const) {
-    buildIndex(join(dir, modality === 'image' ? files.imageIndex : files.textIndex), m, live, from.vectors[modality], indexThreads);
+    const path = join(dir, modality === 'image' ? files.imageIndex : files.textIndex);
+    buildIndex(path, m, live, from.vectors[modality], indexThreads);
     await collectDroppedIndexes(); // one index in memory at a time
+    layOutIndexFile(path);
   }
   fsyncPath(dir);
   crashPoint('compact:before-manifest');

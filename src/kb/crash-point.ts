@@ -8,6 +8,7 @@ import { env } from '../util/env.ts';
 export const CRASH_POINTS = [
   'add:after-first-batch', // one batch of vectors/metadata appended past the committed lengths
   'add:before-index-save', // every batch appended and fsynced, no new index file yet
+  'layout:before-rename', // the first new index file saved by usearch and its laid-out copy written and fsynced, not yet renamed over it
   'add:before-manifest', // new index files saved, manifest not yet replaced
   'add:after-manifest', // new manifest renamed into place, superseded index files not yet deleted
   'remove:before-manifest', // new tombstone file written, manifest not yet replaced

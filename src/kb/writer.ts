@@ -6,6 +6,7 @@ import { encodeVectors } from './codec.ts';
 import { crashPoint } from './crash-point.ts';
 import { appendOnlyFiles, committedBytes, DTYPE_BYTES, type FileCheck, type FileKbManifest, fileDigestAt, indexFileName, KB_FILES, namedFiles, tombstoneFileName } from './format.ts';
 import { collectDroppedIndexes, type HnswIndex } from './hnsw.ts';
+import { layOutIndexFile } from './hnsw-layout.ts';
 import { saveIndex, writeAll } from './io.ts';
 import { VectorFile } from './storage.ts';
 import type { EmbeddedPair, KbManifest, KbWriter, Modality, WriteOptions } from './types.ts';
@@ -169,8 +170,10 @@ export class FolderWriter implements KbWriter {
       files.imageIndex = indexFileName('image', generation);
       files.textIndex = indexFileName('text', generation);
       for (const modality of ['image', 'text'] as const) {
-        this.writeIndex(modality, join(dir, modality === 'image' ? files.imageIndex : files.textIndex));
+        const path = join(dir, modality === 'image' ? files.imageIndex : files.textIndex);
+        this.writeIndex(modality, path);
         await collectDroppedIndexes(); // the index just saved is unreferenced now: free it before the next one
+        layOutIndexFile(path);
       }
       crashPoint('add:before-manifest');
     }
