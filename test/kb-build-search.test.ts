@@ -137,7 +137,8 @@ test('CLI: build, stats --json, search --json with --exclude-id, mismatched --en
   assert.equal(JSON.parse(run('kb', 'stats', '--kb', dense, '--json')).folder.index.connectivity, 24);
   assert.equal(stats.count, 12);
   assert.equal(stats.encoder.id, 'pixels-v1');
-  assert.deepEqual(stats.folder.index, { metric: 'cos', connectivity: 16, expansionAdd: 128, expansionSearch: 96 });
+  assert.deepEqual(stats.folder.index, { metric: 'cos', connectivity: 16, expansionAdd: 128, expansionSearch: 96, layout: 'locality' });
+  assert.match(run('kb', 'stats', '--kb', out), /\nindex layout +slots in graph order \(laid out for locality\)\n/);
   assert.equal(stats.index, undefined, 'index parameters are the backend section, not the neutral manifest');
   assert.equal(stats.formatVersion, 2);
   const res = JSON.parse(run('kb', 'search', '--kb', out, '--image', join(work, 'images/p2.png'), '-k', '3', '--exclude-id', 'p2', '--json'));
@@ -183,6 +184,12 @@ test('CLI: kb compact drops removed rows, keeps ids and answers, bumps the gener
   run('kb', 'remove', '--kb', out, '--id', 'p1', '--id', 'p7', '--id', 'p8');
   const search = () => JSON.parse(run('kb', 'search', '--kb', out, '--image', join(work, 'images/p9.png'), '-k', '5', '--json')).neighbours.map((n: { id: string; similarity: number }) => `${n.id}:${n.similarity.toFixed(4)}`);
   const before = search();
+  // a KB written before the index layout (no 'layout' in its manifest): stats says so, compact lays it out
+  const manifestFile = join(out, 'manifest.json');
+  const old = JSON.parse(readFileSync(manifestFile, 'utf8'));
+  delete old.folder.index.layout;
+  writeFileSync(manifestFile, JSON.stringify(old));
+  assert.match(run('kb', 'stats', '--kb', out), /\nindex layout +slots in insertion order \(written before the layout\)\n/);
   const stats0 = JSON.parse(run('kb', 'stats', '--kb', out, '--json'));
   assert.deepEqual([stats0.count, stats0.folder.rows, stats0.generation], [17, 20, 2]);
   assert.match(run('kb', 'compact', '--kb', out), /^compacted .*: 17 pairs \(3 removed rows dropped\), generation 3\n$/);
@@ -191,6 +198,8 @@ test('CLI: kb compact drops removed rows, keeps ids and answers, bumps the gener
   assert.equal(stats.bytesPerPair, Math.round(stats.diskBytes / 17));
   assert.deepEqual(search(), before);
   assert.match(run('kb', 'stats', '--kb', out), /bytes per pair/);
+  assert.equal(stats.folder.index.layout, 'locality', 'compact lays the indexes out');
+  assert.match(run('kb', 'stats', '--kb', out), /\nindex layout +slots in graph order/);
   // --hnsw-m re-shapes the graphs (a KB that grew large by adds keeps its M until then)
   assert.match(run('kb', 'compact', '--kb', out, '--hnsw-m', '24'), /^compacted .*: 17 pairs \(0 removed rows dropped\), generation 4\n$/);
   assert.equal(JSON.parse(run('kb', 'stats', '--kb', out, '--json')).folder.index.connectivity, 24);

@@ -71,6 +71,7 @@ for (const dtype of ['f16', 'i8'] as const) {
     await w.commit();
     const m2 = (kb as FileKnowledgeBase).manifest;
     assert.equal(m2.folder.rows, 210);
+    assert.equal(m2.folder.index.layout, 'locality', 'the manifest records the layout');
     for (const file of [m2.folder.files.imageIndex, m2.folder.files.textIndex]) {
       const keys = indexKeys(join(spec, file), dim, dtype, 210);
       assert.equal(keys.size, 210, `${file} holds every committed row once`);

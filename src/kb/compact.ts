@@ -68,11 +68,12 @@ export async function compactFolder(
   }
   crashPoint('compact:after-data');
 
+  let laidOut = true;
   for (const modality of ['image', 'text'] as const) {
     const path = join(dir, modality === 'image' ? files.imageIndex : files.textIndex);
     buildIndex(path, m, live, from.vectors[modality], indexThreads);
     await collectDroppedIndexes(); // one index in memory at a time
-    layOutIndexFile(path);
+    laidOut = layOutIndexFile(path).reason === undefined && laidOut;
   }
   fsyncPath(dir);
   crashPoint('compact:before-manifest');
@@ -83,7 +84,7 @@ export async function compactFolder(
     generation,
     count: live.length,
     updatedAt: new Date().toISOString(),
-    folder: { ...m.folder, rows: live.length, removed: 0, metaBytes, files, checks: {}, previous: [] },
+    folder: { ...m.folder, rows: live.length, removed: 0, metaBytes, index: { ...m.folder.index, layout: laidOut ? 'locality' : undefined }, files, checks: {}, previous: [] },
   };
   next.folder.checks = fileChecks(dir, next);
   writeManifestSwap(dir, base, next, { keepPrevious: false });

@@ -113,6 +113,8 @@ const indexParamsSchema = z.object({
   connectivity: z.number().int().positive(),
   expansionAdd: z.number().int().positive(),
   expansionSearch: z.number().int().positive(),
+  /** 'locality': the index files' slots are in graph order (src/kb/hnsw-layout.ts); absent: usearch's insertion order (KBs written before it). */
+  layout: z.literal('locality').optional(),
 });
 
 const fileCheckSchema = z.object({ bytes: z.number().int().nonnegative(), digest: z.string() });

@@ -165,7 +165,9 @@ export class FolderWriter implements KbWriter {
     this.closeFds(true);
     const generation = base.generation + 1;
     const files = { ...base.folder.files };
+    let index = base.folder.index;
     if (appended || first) {
+      let laidOut = true;
       crashPoint('add:before-index-save');
       files.imageIndex = indexFileName('image', generation);
       files.textIndex = indexFileName('text', generation);
@@ -173,8 +175,9 @@ export class FolderWriter implements KbWriter {
         const path = join(dir, modality === 'image' ? files.imageIndex : files.textIndex);
         this.writeIndex(modality, path);
         await collectDroppedIndexes(); // the index just saved is unreferenced now: free it before the next one
-        layOutIndexFile(path);
+        laidOut = layOutIndexFile(path).reason === undefined && laidOut;
       }
+      index = { ...index, layout: laidOut ? 'locality' : undefined };
       crashPoint('add:before-manifest');
     }
     let removed = base.folder.removed;
@@ -192,7 +195,7 @@ export class FolderWriter implements KbWriter {
       count: this.rows - removed,
       labels: [...this.labels].sort(),
       updatedAt: new Date().toISOString(),
-      folder: { ...base.folder, rows: this.rows, removed, metaBytes: this.metaBytes, files, checks: {}, previous: [] },
+      folder: { ...base.folder, rows: this.rows, removed, metaBytes: this.metaBytes, index, files, checks: {}, previous: [] },
     };
     next.folder.checks = fileChecks(dir, next, base);
     writeManifestSwap(dir, base, next);
