@@ -78,7 +78,10 @@ export function keyedIntsFlag(flag: string, value: string, allowed: readonly str
 }
 
 /** `--hnsw-m`: the HNSW graph degree M, in the range the KB accepts (connectivityFor: 2..128). */
-export const hnswMOption = z.coerce.number().int().min(2).max(128).optional();
+/** A whole-number option of a command's zod schema, at least `min` (commander hands it over as a string). */
+export const intOption = (min: number) => z.coerce.number().int().min(min);
+
+export const hnswMOption = intOption(2).max(128).optional();
 
 /** The help of `--hnsw-m` where a KB is created (kb build, kb import). */
 export const HNSW_M_HELP = 'HNSW graph degree M (default: 16, or 32 when the KB is created with more than 250,000 pairs: docs/kb-format.md)';

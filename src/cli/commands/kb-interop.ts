@@ -3,10 +3,9 @@ import { z } from 'zod';
 import { DEFAULT_PART_SIZE, exportClipRetrieval } from '../../kb/interop/export.ts';
 import { importClipRetrieval } from '../../kb/interop/import.ts';
 import { KB_DTYPES } from '../../kb/types.ts';
-import { HNSW_M_HELP, hnswMOption } from '../flag-values.ts';
+import { HNSW_M_HELP, hnswMOption, intOption } from '../flag-values.ts';
 import { parseFlags } from '../parse-flags.ts';
 
-const intOpt = (min: number) => z.coerce.number().int().min(min);
 
 const importSchema = z.object({
   clipRetrieval: z.string(),
@@ -15,8 +14,8 @@ const importSchema = z.object({
   dtype: z.enum(KB_DTYPES).optional(),
   hnswM: hnswMOption,
   normalise: z.boolean().default(false),
-  batchSize: intOpt(1).default(4096),
-  threads: intOpt(0).default(0),
+  batchSize: intOption(1).default(4096),
+  threads: intOption(0).default(0),
   quiet: z.boolean().default(false),
   json: z.boolean().default(false),
 });
@@ -24,7 +23,7 @@ const importSchema = z.object({
 const exportSchema = z.object({
   kb: z.string(),
   clipRetrieval: z.string(),
-  partSize: intOpt(1).default(DEFAULT_PART_SIZE),
+  partSize: intOption(1).default(DEFAULT_PART_SIZE),
   dtype: z.enum(['f16', 'f32']).optional(),
   quiet: z.boolean().default(false),
   json: z.boolean().default(false),

@@ -9,13 +9,11 @@ import { addPairsCsv, buildKnowledgeBase, DEFAULT_BATCH_SIZE, DEFAULT_KB_DTYPE, 
 import { DEFAULT_TEXT_TEMPLATE } from '../../kb/sources.ts';
 import { KB_DTYPES, type KbManifest, type Neighbour, type WritableKnowledgeBase } from '../../kb/types.ts';
 import { RetformerError } from '../../util/errors.ts';
-import { HNSW_M_HELP, hnswMOption } from '../flag-values.ts';
+import { HNSW_M_HELP, hnswMOption, intOption } from '../flag-values.ts';
 import { parseFlags } from '../parse-flags.ts';
 import { registerKbInteropCommands } from './kb-interop.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-const intOpt = (min: number) => z.coerce.number().int().min(min);
 
 const buildSchema = z.object({
   pairs: z.string().optional(),
@@ -23,23 +21,23 @@ const buildSchema = z.object({
   textTemplate: z.string().optional(),
   out: z.string(),
   encoder: z.string().default('embedded'),
-  seed: intOpt(0).default(0),
-  batchSize: intOpt(1).default(DEFAULT_BATCH_SIZE),
-  threads: intOpt(0).default(1),
+  seed: intOption(0).default(0),
+  batchSize: intOption(1).default(DEFAULT_BATCH_SIZE),
+  threads: intOption(0).default(1),
   dtype: z.enum(KB_DTYPES).default(DEFAULT_KB_DTYPE),
   hnswM: hnswMOption,
   quiet: z.boolean().default(false),
   json: z.boolean().default(false),
 });
 
-const compactSchema = z.object({ kb: z.string(), threads: intOpt(0).default(1), hnswM: hnswMOption, json: z.boolean().default(false) });
+const compactSchema = z.object({ kb: z.string(), threads: intOption(0).default(1), hnswM: hnswMOption, json: z.boolean().default(false) });
 
 const addSchema = z.object({
   kb: z.string(),
   pairs: z.string(),
   allowNewLabels: z.boolean().default(false),
-  batchSize: intOpt(1).default(DEFAULT_BATCH_SIZE),
-  threads: intOpt(0).default(1),
+  batchSize: intOption(1).default(DEFAULT_BATCH_SIZE),
+  threads: intOption(0).default(1),
   quiet: z.boolean().default(false),
   json: z.boolean().default(false),
 });
@@ -50,10 +48,10 @@ const searchSchema = z.object({
   kb: z.string(),
   image: z.string().optional(),
   text: z.string().optional(),
-  k: intOpt(1).default(32),
+  k: intOption(1).default(32),
   modality: z.enum(['image', 'text']).optional(),
   excludeId: z.array(z.string()).default([]),
-  ef: intOpt(1).optional(),
+  ef: intOption(1).optional(),
   encoder: z.string().optional(),
   json: z.boolean().default(false),
 });
