@@ -116,3 +116,12 @@ test('a file that is not a usearch index, or a cut one, is left byte for byte, w
   }
   assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp-')), [], 'no temp file left');
 });
+
+test('an empty index (a KB created with no pairs) is already laid out', () => {
+  const path = join(dir, 'empty.usearch');
+  newHnswIndex(DIM, PARAMS, 'f16').save(path);
+  const bytes = readFileSync(path);
+  assert.deepEqual(layOutIndexFile(path), { moved: 0, groups: 0 });
+  assert.ok(readFileSync(path).equals(bytes));
+  assert.deepEqual(linkLocality(path, 64), { median: 0, near: 1 });
+});
