@@ -90,14 +90,15 @@ for (const dtype of ['f16', 'i8'] as const) {
       assert.equal(img[0].id, p.meta.id);
       assert.equal(txt[0].id, p.meta.id);
     }
-    // progress: the image phase from 0 to 90, then the text phase from 0 to 90
+    // progress: indexing the 90 new rows of the image index, laying out all 210 of its rows, then the same for text
     const phases = [...new Set(events.map((e) => e.phase))];
-    assert.deepEqual(phases, ['indexing image', 'indexing text']);
+    assert.deepEqual(phases, ['indexing image', 'laying out image', 'indexing text', 'laying out text']);
     for (const phase of phases) {
       const of = events.filter((e) => e.phase === phase);
-      assert.equal(of[0].done, 0);
-      assert.equal(of.at(-1)?.done, 90);
-      assert.ok(of.every((e) => e.total === 90));
+      const total = phase.startsWith('indexing') ? 90 : 210;
+      assert.equal(of[0].done, 0, phase);
+      assert.equal(of.at(-1)?.done, total, phase);
+      assert.ok(of.every((e, i) => e.total === total && (i === 0 || e.done >= of[i - 1].done)), `${phase}: totals and a rising count`);
     }
     const lastImage = events.map((e) => e.phase).lastIndexOf('indexing image');
     assert.ok(lastImage < events.findIndex((e) => e.phase === 'indexing text'), 'one index after the other');

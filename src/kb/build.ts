@@ -46,8 +46,8 @@ export async function encoderState(encoder: Encoder): Promise<{ descriptor: Awai
 }
 
 /**
- * Progress bars for a commit's index build, one per phase ("indexing image", then "indexing
- * text"); `also` is told every step too. Pass `onProgress` to beginWrite, call `stop` after commit.
+ * Progress bars for a commit's index build, one per phase ("indexing image", "laying out image",
+ * then the same for text); `also` is told every step too. Pass `onProgress` to beginWrite, call `stop` after commit.
  */
 export function commitProgress(quiet?: boolean, also?: (p: WriteProgress) => void): { onProgress: (p: WriteProgress) => void; stop(): void } {
   let bar: Progress | undefined;

@@ -73,7 +73,7 @@ interface ParsedIndex {
  * `by`: 'locality' (what KB commits do), or 'key' (slots in key order: the layout usearch writes for
  * a KB built in one go; for benchmarks and tests).
  */
-export function layOutIndexFile(path: string, by: 'locality' | 'key' = 'locality'): IndexLayout {
+export function layOutIndexFile(path: string, by: 'locality' | 'key' = 'locality', onProgress?: (done: number, total: number) => void): IndexLayout {
   const fd = openSync(path, 'r');
   let parsed: ParsedIndex | string;
   try {
@@ -84,7 +84,8 @@ export function layOutIndexFile(path: string, by: 'locality' | 'key' = 'locality
     let moved = 0;
     for (let i = 0; i < order.length; i++) if (order[i] !== i) moved++;
     if (moved === 0) return { moved, groups };
-    writePermuted(fd, path, parsed, order);
+    onProgress?.(0, parsed.rows);
+    writePermuted(fd, path, parsed, order, onProgress);
     return { moved, groups };
   } finally {
     closeSync(fd);
@@ -236,8 +237,11 @@ function hubOrder(p: ParsedIndex): number[] {
   return order;
 }
 
-/** Write the index with node order[i] at slot i to a temp file, fsync, rename over `path`. */
-function writePermuted(fd: number, path: string, p: ParsedIndex, order: Uint32Array): void {
+/**
+ * Write the index with node order[i] at slot i to a temp file, fsync, rename over `path`.
+ * `onProgress` hears rows placed at each written chunk: the first half for vectors, the second for graph records.
+ */
+function writePermuted(fd: number, path: string, p: ParsedIndex, order: Uint32Array, onProgress?: (done: number, total: number) => void): void {
   const { rows, vectorBytes, graph, nodeAt, levels } = p;
   const slotOf = new Uint32Array(rows); // old slot -> new slot
   for (let i = 0; i < rows; i++) slotOf[order[i]] = i;
@@ -251,10 +255,12 @@ function writePermuted(fd: number, path: string, p: ParsedIndex, order: Uint32Ar
     const chunk = Buffer.allocUnsafe(Math.max(WRITE_CHUNK, NODE_HEAD + p.baseListBytes + maxLevel * p.listBytes, vectorBytes));
     let used = 0;
     let written = 0;
+    let placed = 0; // rows of the 2 x rows to place (vectors, then graph records) that are in `chunk` or written
     const flush = () => {
       writeAll(file, chunk.subarray(0, used), written, path); // a failure names the index file, not its temp copy
       written += used;
       used = 0;
+      onProgress?.(Math.floor(placed / 2), rows);
     };
     const room = (bytes: number) => {
       if (used + bytes > chunk.length) flush();
@@ -266,6 +272,7 @@ function writePermuted(fd: number, path: string, p: ParsedIndex, order: Uint32Ar
       room(vectorBytes);
       preadExact(fd, chunk.subarray(used, used + vectorBytes), MATRIX_HEAD + order[i] * vectorBytes, path);
       used += vectorBytes;
+      placed++;
     }
     room(p.heads.length);
     p.heads.copy(chunk, used);
@@ -293,6 +300,7 @@ function writePermuted(fd: number, path: string, p: ParsedIndex, order: Uint32Ar
         list += level === 0 ? p.baseListBytes : p.listBytes;
       }
       used += bytes;
+      placed++;
     }
     flush();
     fsyncSync(file);

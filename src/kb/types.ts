@@ -135,9 +135,9 @@ export interface WriteOptions {
   onProgress?: (progress: WriteProgress) => void;
 }
 
-/** A commit's long phase: the rows added to each modality's index so far. */
+/** A commit's long phases: the rows added to each modality's index so far, then the rows its saved file has laid out (see src/kb/hnsw-layout.ts). */
 export interface WriteProgress {
-  phase: 'indexing image' | 'indexing text';
+  phase: 'indexing image' | 'laying out image' | 'indexing text' | 'laying out text';
   done: number;
   total: number;
 }

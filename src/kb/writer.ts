@@ -175,7 +175,8 @@ export class FolderWriter implements KbWriter {
         const path = join(dir, modality === 'image' ? files.imageIndex : files.textIndex);
         this.writeIndex(modality, path);
         await collectDroppedIndexes(); // the index just saved is unreferenced now: free it before the next one
-        laidOut = layOutIndexFile(path).reason === undefined && laidOut;
+        const phase = modality === 'image' ? 'laying out image' : 'laying out text';
+        laidOut = layOutIndexFile(path, 'locality', (done, total) => this.options.onProgress?.({ phase, done, total })).reason === undefined && laidOut;
       }
       index = { ...index, layout: laidOut ? 'locality' : undefined };
       crashPoint('add:before-manifest');
