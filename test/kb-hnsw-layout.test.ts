@@ -3,15 +3,23 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { buildKnowledgeBase } from '../src/kb/build.ts';
 import { encodeVectors, decodeVectors } from '../src/kb/codec.ts';
-import { DEFAULT_INDEX_PARAMS } from '../src/kb/format.ts';
+import { FileKnowledgeBase } from '../src/kb/file-kb.ts';
+import { DEFAULT_INDEX_PARAMS, type FileKbManifest, readManifest } from '../src/kb/format.ts';
 import { type HnswIndex, newHnswIndex } from '../src/kb/hnsw.ts';
 import { layOutIndexFile, linkLocality } from '../src/kb/hnsw-layout.ts';
 import type { KbDtype } from '../src/kb/types.ts';
+import { fileChecks } from '../src/kb/writer.ts';
+import { writeJsonAtomic } from '../src/util/fs.ts';
 import { Rng } from '../src/util/rng.ts';
+import { removeTempDirs, tempDir, writePairsFixture } from './helpers/kb-fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'retformer-layout-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+  removeTempDirs();
+});
 
 const DIM = 24;
 const PARAMS = { ...DEFAULT_INDEX_PARAMS, connectivity: 6 }; // small M: hubs (level >= 2) every ~36 nodes
@@ -124,4 +132,49 @@ test('an empty index (a KB created with no pairs) is already laid out', () => {
   assert.deepEqual(layOutIndexFile(path), { moved: 0, groups: 0 });
   assert.ok(readFileSync(path).equals(bytes));
   assert.deepEqual(linkLocality(path, 64), { median: 0, near: 1 });
+});
+
+test('kb compact with nothing removed keeps the graphs and only lays them out: a KB written before the layout gets exactly its old index files laid out', async () => {
+  const work = tempDir();
+  const { csv, pairs } = await writePairsFixture(work, { n: 60, seed: 5 });
+  const kbDir = join(work, 'kb');
+  await buildKnowledgeBase({ pairsCsv: csv, out: kbDir, encoderSpec: 'pixels', batchSize: 16, quiet: true });
+  // make it a KB from before the layout, whose graphs no rebuild would reproduce: each index built
+  // again with the rows inserted last to first (slots in that order), no layout recorded
+  const old = readManifest(kbDir);
+  const indexes = [old.folder.files.imageIndex, old.folder.files.textIndex];
+  const reader = await FileKnowledgeBase.open(kbDir);
+  const rows = Array.from({ length: old.folder.rows }, (_, i) => old.folder.rows - 1 - i);
+  for (const [i, modality] of (['image', 'text'] as const).entries()) {
+    const index = newHnswIndex(old.dim, old.folder.index, old.dtype);
+    index.add(BigUint64Array.from(rows, BigInt), await reader.vectors(rows, modality), 1);
+    index.save(join(kbDir, indexes[i]));
+  }
+  await reader.close();
+  const { layout: _layout, ...params } = old.folder.index;
+  const before = { ...old, folder: { ...old.folder, index: params, checks: {} } };
+  before.folder.checks = fileChecks(kbDir, before);
+  writeJsonAtomic(join(kbDir, 'manifest.json'), before);
+  const expected = indexes.map((name) => {
+    const copy = join(dir, `expected-${name}`);
+    copyFileSync(join(kbDir, name), copy);
+    layOutIndexFile(copy);
+    return readFileSync(copy);
+  });
+
+  const kb = await FileKnowledgeBase.open(kbDir);
+  const encoder = await kb.openEncoder();
+  const probes = await encoder.embedImages(pairs.slice(0, 6).map((p) => join(work, p.path)));
+  const answers = async () => (await kb.search(probes, { k: 5, queryEncoderId: encoder.id })).map((list) => list.map((nb) => `${nb.id}:${nb.similarity.toFixed(5)}`));
+  const answersBefore = await answers();
+  const m = (await kb.compact()) as FileKbManifest;
+  assert.equal(m.generation, before.generation + 1);
+  assert.equal(m.folder.index.layout, 'locality');
+  [m.folder.files.imageIndex, m.folder.files.textIndex].forEach((name, i) => {
+    assert.notEqual(name, indexes[i], 'a new generation of index files');
+    assert.ok(readFileSync(join(kbDir, name)).equals(expected[i]), `${name}: the old graph, laid out`);
+  });
+  assert.deepEqual(await answers(), answersBefore);
+  await encoder.close();
+  await kb.close();
 });

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncPath } from '../util/fs.ts';
 import { decodeVectors } from './codec.ts';
@@ -16,7 +16,8 @@ const CHUNK_ROWS = 4096;
 /**
  * Compaction of a KB folder (caller holds the write lock): the live rows of generation G are
  * copied, in row order, into new files named by G+1 (vectors at the KB's dtype, metadata and its
- * offsets), both indexes are rebuilt over them with keys 0..count-1, everything is fsynced, and
+ * offsets), both indexes are rebuilt over them with keys 0..count-1 (copied instead when no row
+ * was removed and M stays: the keys are the same rows then) and laid out, everything is fsynced, and
  * only then the manifest is replaced (the commit point). A crash before leaves generation G
  * untouched (recovery deletes the unnamed new files); after, G+1 is complete and the old files
  * are deleted right away (disk is what compaction is for). `connectivity` rebuilds the graphs with
@@ -68,11 +69,20 @@ export async function compactFolder(
   }
   crashPoint('compact:after-data');
 
+  // Nothing removed and the same M: every row keeps its number, so the committed graphs already
+  // index exactly these rows under the same keys; copy them instead of inserting every row again
+  // (a compaction that only lays the indexes out: 33 s at 1M, where rebuilding both graphs takes ~28 min).
+  const keepGraphs = live.length === base.folder.rows && m.folder.index.connectivity === base.folder.index.connectivity;
   let laidOut = true;
   for (const modality of ['image', 'text'] as const) {
     const path = join(dir, modality === 'image' ? files.imageIndex : files.textIndex);
-    buildIndex(path, m, live, from.vectors[modality], indexThreads);
-    await collectDroppedIndexes(); // one index in memory at a time
+    if (keepGraphs) {
+      copyFileSync(join(dir, modality === 'image' ? base.folder.files.imageIndex : base.folder.files.textIndex), path);
+      fsyncPath(path);
+    } else {
+      buildIndex(path, m, live, from.vectors[modality], indexThreads);
+      await collectDroppedIndexes(); // one index in memory at a time
+    }
     laidOut = layOutIndexFile(path).reason === undefined && laidOut;
   }
   fsyncPath(dir);
