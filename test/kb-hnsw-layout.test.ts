@@ -125,6 +125,21 @@ test('a file that is not a usearch index, or a cut one, is left byte for byte, w
   assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp-')), [], 'no temp file left');
 });
 
+test('a node linking past the last slot (a corrupt index): one line naming the file and the node, the file left byte for byte, no temp file', () => {
+  const rows = 300;
+  const path = saved('bad-link.usearch', 'f16', clustered(rows, new Rng(41)));
+  const bytes = readFileSync(path);
+  // node 0's record: after the vectors [rows, DIM] f16, the 64-byte dense head, the 40-byte graph head and the levels [rows] i16
+  const node0 = 8 + rows * DIM * 2 + 64 + 40 + 2 * rows;
+  const corrupt = Buffer.from(bytes);
+  assert.ok(corrupt.readUInt32LE(node0 + 10) > 0, 'node 0 has level-0 neighbours');
+  corrupt.writeUInt32LE(rows + 5, node0 + 10 + 4); // its first neighbour's slot
+  writeFileSync(path, corrupt);
+  assert.throws(() => layOutIndexFile(path), (err: Error) => err.message === `${path}: node 0 links to slot ${rows + 5} of ${rows} (corrupt index)`);
+  assert.ok(readFileSync(path).equals(corrupt), 'the file is unchanged');
+  assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp-')), [], 'no temp file left');
+});
+
 test('an empty index (a KB created with no pairs) is already laid out', () => {
   const path = join(dir, 'empty.usearch');
   newHnswIndex(DIM, PARAMS, 'f16').save(path);

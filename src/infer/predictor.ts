@@ -178,7 +178,8 @@ export class Predictor implements PredictorContract {
         const want = sources ? k + this.config.retrievalExtra : k; // room for the own pair the guard drops
         const found = await this.kb.search(q, { k: want, queryEncoderId: this.encoder.id, excludeIds: options.excludeIds?.slice(start, end), modality: 'image' });
         neighbours = found.map((l, i) => (sources ? guardNeighbours(l, k, sources[i], options.excludeIds?.[start + i]) : l.slice(0, k)));
-        const rows = [...new Set(neighbours.flat().map((nb) => nb.row))];
+        const all = neighbours.flat();
+        const rows = [...new Set(all.map((nb) => nb.row))];
         const slotOf = new Map(rows.map((r, i) => [r, i]));
         const slots = new Int32Array(m * k).fill(-1); // [m, k]
         neighbours.forEach((list, b) => {
@@ -188,7 +189,7 @@ export class Predictor implements PredictorContract {
         });
         let labels: Int32Array | undefined; // [rows] class index per row (label memory)
         if (usesLabels(this.model)) {
-          const labelOf = new Map(neighbours.flat().map((nb) => [nb.row, nb.label]));
+          const labelOf = new Map(all.map((nb) => [nb.row, nb.label]));
           labels = labelIndexOf(rows.map((r) => labelOf.get(r)), this.classes);
         }
         let sims: Float32Array | undefined; // [m, k]

@@ -12,7 +12,7 @@ import {
   committedBytes,
   connectivityFor,
   DEFAULT_INDEX_PARAMS,
-  defaultSearchEf,
+  manifestDefaultEf,
   type FileKbManifest,
   fileDigest,
   KB_FILES,
@@ -149,8 +149,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
   }
   /** The ef of a search that names none: grows with the indexed rows (defaultSearchEf). */
   get defaultEf(): number {
-    const { rows, index } = this.gen.manifest.folder;
-    return defaultSearchEf(rows, index.expansionSearch, index.connectivity, this.gen.manifest.dtype);
+    return manifestDefaultEf(this.gen.manifest);
   }
   get removedRows(): ReadonlySet<number> {
     return this.gen.tombstones;
@@ -300,7 +299,7 @@ export class FileKnowledgeBase implements WritableKnowledgeBase {
     const gen = this.gen; // one generation for the whole call, even if refresh() runs meanwhile
     const live = gen.manifest.count;
     if (live === 0) return Array.from({ length: n }, () => []);
-    const index = this.index(options.modality ?? 'image', options.ef ?? defaultSearchEf(gen.manifest.folder.rows, gen.manifest.folder.index.expansionSearch, gen.manifest.folder.index.connectivity, gen.manifest.dtype));
+    const index = this.index(options.modality ?? 'image', options.ef ?? manifestDefaultEf(gen.manifest));
     const indexed = gen.manifest.folder.rows;
     const tomb = gen.tombstones;
     let maxExcluded = 0;

@@ -105,6 +105,12 @@ export function defaultSearchEf(indexedRows: number, manifestEf: number = DEFAUL
   return Math.max(manifestEf, step.ef * widen);
 }
 
+/** The default ef of a folder KB's committed state (defaultSearchEf with its rows, index parameters and dtype). */
+export function manifestDefaultEf(m: Pick<FileKbManifest, 'dtype' | 'folder'>): number {
+  const { rows, index } = m.folder;
+  return defaultSearchEf(rows, index.expansionSearch, index.connectivity, m.dtype);
+}
+
 /** Bytes one vector component takes at each dtype (vectors are stored at the KB's dtype). */
 export const DTYPE_BYTES: Record<KbDtype, number> = { f32: 4, f16: 2, i8: 1 };
 

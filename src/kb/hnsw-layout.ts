@@ -68,6 +68,11 @@ interface ParsedIndex {
   baseListBytes: number;
 }
 
+/** Bytes of a node record at `level`: its head, its level-0 list, one list per level above. */
+function nodeBytes(p: Pick<ParsedIndex, 'baseListBytes' | 'listBytes'>, level: number): number {
+  return NODE_HEAD + p.baseListBytes + level * p.listBytes;
+}
+
 /**
  * Lay out the index file at `path` in place (see above). Synchronous: it runs inside a KB commit.
  * `by`: 'locality' (what KB commits do), or 'key' (slots in key order: the layout usearch writes for
@@ -75,9 +80,8 @@ interface ParsedIndex {
  */
 export function layOutIndexFile(path: string, by: 'locality' | 'key' = 'locality', onProgress?: (done: number, total: number) => void): IndexLayout {
   const fd = openSync(path, 'r');
-  let parsed: ParsedIndex | string;
   try {
-    parsed = parseIndex(fd, fstatSync(fd).size, path);
+    const parsed = parseIndex(fd, fstatSync(fd).size, path);
     if (typeof parsed === 'string') return { moved: 0, groups: 0, reason: parsed };
     if (parsed.rows === 0) return { moved: 0, groups: 0 }; // an empty KB's index: nothing to place
     const { order, groups } = by === 'locality' ? localityOrder(parsed) : keyOrder(parsed);
@@ -156,7 +160,7 @@ function parseIndex(fd: number, size: number, path: string): ParsedIndex | strin
   for (let i = 0; i < rows; i++) {
     if (levels[i] < 0) return `node ${i} has level ${levels[i]}`;
     nodeAt[i] = at;
-    at += NODE_HEAD + baseListBytes + levels[i] * listBytes;
+    at += nodeBytes({ baseListBytes, listBytes }, levels[i]);
   }
   if (at !== graph.length) return `node records end at ${at} bytes, the file's graph has ${graph.length}`;
   return { rows, vectorBytes, heads, entry, levels, graph, nodeAt, listBytes, baseListBytes };
@@ -223,7 +227,7 @@ function hubOrder(p: ParsedIndex): number[] {
   seen[p.entry] = 1;
   for (let head = 0; head < order.length; head++) {
     const node = order[head];
-    const list = nodeAt[node] + NODE_HEAD + p.baseListBytes + (HUB_LEVEL - 1) * p.listBytes; // its level-HUB_LEVEL list
+    const list = nodeAt[node] + nodeBytes(p, HUB_LEVEL - 1); // its level-HUB_LEVEL list: right after the record of a level-(HUB_LEVEL - 1) node
     const count = graph.readUInt32LE(list);
     for (let j = 0; j < count; j++) {
       const next = graph.readUInt32LE(list + 4 + 4 * j);
@@ -252,7 +256,7 @@ function writePermuted(fd: number, path: string, p: ParsedIndex, order: Uint32Ar
     out = file;
     let maxLevel = 0;
     for (let i = 0; i < rows; i++) maxLevel = Math.max(maxLevel, levels[i]);
-    const chunk = Buffer.allocUnsafe(Math.max(WRITE_CHUNK, NODE_HEAD + p.baseListBytes + maxLevel * p.listBytes, vectorBytes));
+    const chunk = Buffer.allocUnsafe(Math.max(WRITE_CHUNK, nodeBytes(p, maxLevel), vectorBytes));
     let used = 0;
     let written = 0;
     let placed = 0; // rows of the 2 x rows to place (vectors, then graph records) that are in `chunk` or written
@@ -285,7 +289,7 @@ function writePermuted(fd: number, path: string, p: ParsedIndex, order: Uint32Ar
     }
     for (let i = 0; i < rows; i++) {
       const node = order[i];
-      const bytes = NODE_HEAD + p.baseListBytes + levels[node] * p.listBytes;
+      const bytes = nodeBytes(p, levels[node]);
       room(bytes);
       graph.copy(chunk, used, nodeAt[node], nodeAt[node] + bytes);
       let list = used + NODE_HEAD;
