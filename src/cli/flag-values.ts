@@ -77,10 +77,10 @@ export function keyedIntsFlag(flag: string, value: string, allowed: readonly str
   return out;
 }
 
-/** `--hnsw-m`: the HNSW graph degree M, in the range the KB accepts (connectivityFor: 2..128). */
 /** A whole-number option of a command's zod schema, at least `min` (commander hands it over as a string). */
 export const intOption = (min: number) => z.coerce.number().int().min(min);
 
+/** `--hnsw-m`: the HNSW graph degree M, in the range the KB accepts (connectivityFor: 2..128). */
 export const hnswMOption = intOption(2).max(128).optional();
 
 /** The help of `--hnsw-m` where a KB is created (kb build, kb import). */
